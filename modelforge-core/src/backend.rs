@@ -1,0 +1,99 @@
+//! Running models: [`Backend`] loads, [`LoadedModel`] generates, [`Embedder`] embeds.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::chat::ChatMessage;
+use crate::error::BackendError;
+use crate::generation::{Generation, GenerationParams};
+use crate::model::ModelInfo;
+
+/// Settings for loading a model. `Default` picks sensible values for the machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Context window in tokens; `None` uses the model's training context, capped by the
+    /// backend to keep memory reasonable.
+    pub context_length: Option<u32>,
+    /// Threads for inference; `None` uses the number of physical cores.
+    pub threads: Option<u32>,
+    /// Prompt-processing batch size; `None` uses the backend's default.
+    pub batch_size: Option<u32>,
+}
+
+/// Receives each piece of generated text as soon as it is complete UTF-8, and says whether to
+/// go on.
+///
+/// This is a push model, like ripgrep's `Sink`: the backend drives the loop and the caller
+/// reacts. It is the lowest common denominator of llama.cpp's token loop, candle's forward
+/// passes and a server's SSE stream, and needs no async runtime. Return
+/// [`ControlFlow::Break`] to stop; the generation then ends with
+/// [`FinishReason::Cancelled`](crate::FinishReason::Cancelled).
+pub type PieceCallback<'a> = dyn FnMut(&str) -> ControlFlow<()> + 'a;
+
+/// A model runtime (llama.cpp, candle, ...) that turns a model file into a [`LoadedModel`].
+pub trait Backend: Send + Sync {
+    /// A short name, e.g. `llama-cpp`.
+    fn name(&self) -> &str;
+
+    /// Loads the model at `path` (a GGUF file, or a safetensors directory).
+    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Arc<dyn LoadedModel>, BackendError>;
+}
+
+/// A model in memory, ready to generate. Safe to share between threads; implementations
+/// serialize or batch concurrent generations as they see fit.
+pub trait LoadedModel: Send + Sync {
+    /// What was loaded.
+    fn info(&self) -> &ModelInfo;
+
+    /// The context window in effect, in tokens.
+    fn context_length(&self) -> u32;
+
+    /// Token ids of `text`. `add_special` adds the beginning-of-sequence token if the model
+    /// uses one; special-token text in `text` is parsed as special tokens.
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, BackendError>;
+
+    /// How many tokens `text` takes, without special tokens added.
+    fn count_tokens(&self, text: &str) -> Result<usize, BackendError> {
+        Ok(self.tokenize(text, false)?.len())
+    }
+
+    /// Renders `messages` with the model's own chat template. With `add_generation_prompt`,
+    /// the prompt ends where the assistant's reply begins.
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, BackendError>;
+
+    /// Generates a continuation of `prompt` (already rendered), streaming pieces to
+    /// `on_piece`. A prompt that does not fit in the context window with room for
+    /// `params.max_tokens` is an error, never silently cut.
+    fn generate(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError>;
+
+    /// Renders `messages` and generates the assistant's reply.
+    fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        let prompt = self.render_chat(messages, true)?;
+        self.generate(&prompt, params, on_piece)
+    }
+}
+
+/// Turns texts into vectors for similarity search.
+pub trait Embedder: Send + Sync {
+    /// The length of every vector this embedder returns.
+    fn dimensions(&self) -> usize;
+
+    /// One vector per text, in order. Vectors are L2-normalised, so a dot product is the
+    /// cosine similarity.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError>;
+}

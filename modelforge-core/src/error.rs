@@ -1,0 +1,182 @@
+//! The error types of the core traits.
+//!
+//! Each trait returns its own error enum, so a caller holding an `Arc<dyn SessionStore>` can
+//! still tell "not found" from "database down" without knowing which implementation it has.
+//! Implementations keep richer errors of their own and convert into these.
+
+use std::path::PathBuf;
+
+use crate::model::ModelFileError;
+
+/// A boxed error from an implementation, kept as the `source` of a trait error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a [`Backend`](crate::Backend) or [`LoadedModel`](crate::LoadedModel).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The model file is missing, unreadable or malformed.
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
+    /// The backend could not load a well-formed file.
+    #[error("cannot load model {}: {reason}", path.display())]
+    Load {
+        /// The model file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The prompt does not fit in the context window. Nothing is truncated silently.
+    #[error(
+        "the prompt has {prompt_tokens} tokens but the context window holds {context_length} \
+         (with room for {reserved} reply tokens): {} tokens too many",
+        (prompt_tokens + reserved).saturating_sub(*context_length)
+    )]
+    ContextOverflow {
+        /// Tokens in the prompt.
+        prompt_tokens: u32,
+        /// Tokens reserved for the reply.
+        reserved: u32,
+        /// The context window.
+        context_length: u32,
+    },
+    /// The chat template could not be rendered.
+    #[error("chat template error: {reason}")]
+    Template {
+        /// Why.
+        reason: String,
+    },
+    /// The model or backend cannot do this (e.g. embeddings from a chat-only model).
+    #[error("{what} is not supported by {backend}")]
+    Unsupported {
+        /// The operation.
+        what: String,
+        /// The backend or model.
+        backend: String,
+    },
+    /// Inference failed inside the backend.
+    #[error("inference failed: {context}")]
+    Inference {
+        /// What was being done.
+        context: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// What went wrong in a [`SessionStore`](crate::SessionStore).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist, or it belongs to another user: the two are deliberately
+    /// indistinguishable, so ids of other users' data reveal nothing.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// The kind of record, e.g. `session`.
+        what: &'static str,
+        /// The id or name asked for.
+        id: String,
+    },
+    /// Unknown user or wrong password (deliberately the same error).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// A token that is malformed, tampered with, expired or revoked.
+    #[error("invalid token: {reason}")]
+    InvalidToken {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The acting user may not do this.
+    #[error("permission denied: {action}")]
+    PermissionDenied {
+        /// What was refused.
+        action: String,
+    },
+    /// A unique value is already taken.
+    #[error("{what} already exists")]
+    Conflict {
+        /// What collided, e.g. `username \`lina\``.
+        what: String,
+    },
+    /// A field value was rejected before reaching the database.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The database failed.
+    #[error("database error while {context}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// What went wrong while extracting or using memories.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemoryError {
+    /// The model failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The extractor's own failure, e.g. output that is not valid JSON.
+    #[error("memory extraction failed: {reason}")]
+    Extraction {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What went wrong in a [`ModelHub`](crate::ModelHub).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// No such repository, file or cached model.
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// The kind of thing, e.g. `repository`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The hub does not offer this operation (e.g. a local catalogue has no network).
+    #[error("{what} is not supported by {hub}")]
+    Unsupported {
+        /// The operation.
+        what: String,
+        /// The hub implementation.
+        hub: String,
+    },
+    /// A model file in the catalogue is unusable.
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
+    /// The download was cancelled through its token.
+    #[error("download cancelled")]
+    Cancelled,
+    /// Reading or writing local files failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The remote hub failed or refused.
+    #[error("{context}")]
+    Remote {
+        /// What happened, in words a user can act on.
+        context: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+}

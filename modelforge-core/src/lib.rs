@@ -1,0 +1,59 @@
+//! The domain types and stable traits of ModelForge.
+//!
+//! ModelForge is a family of crates for running local language models with users, chat
+//! sessions and memory. This crate holds what they share: ids, chat types, generation
+//! settings, model-file inspection, and the traits each other crate implements:
+//!
+//! - [`Backend`] and [`LoadedModel`]: load a model and generate (`modelforge-engine`);
+//! - [`Embedder`]: text to vectors (`modelforge-engine`);
+//! - [`SessionStore`]: users, auth, sessions, messages, memories (`modelforge-store`);
+//! - [`MemoryExtractor`]: conversation to memory operations (`modelforge-memory`);
+//! - [`ModelHub`]: find and fetch models (`modelforge-hub`).
+//!
+//! The traits are synchronous and object safe. Inference is CPU-bound and diesel is
+//! blocking, so async would only hide the cost; a server moves calls onto a blocking pool, and
+//! applications assemble implementations as `Arc<dyn Trait>`. Generation is push-style: the
+//! backend drives the token loop and hands each piece of text to a callback that decides
+//! whether to go on, which fits llama.cpp, candle and an SSE stream alike.
+//!
+//! This crate has no heavy dependencies: depending on it never builds llama.cpp or a
+//! database driver.
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use modelforge_core::{ChatMessage, GenerationParams, LoadedModel};
+//!
+//! /// Works with any backend: llama.cpp, candle, or a test double.
+//! fn ask(model: &dyn LoadedModel, question: &str) -> Result<String, modelforge_core::BackendError> {
+//!     let messages = [ChatMessage::user(question)];
+//!     let reply = model.chat(&messages, &GenerationParams::greedy(), &mut |piece| {
+//!         print!("{piece}");
+//!         ControlFlow::Continue(())
+//!     })?;
+//!     Ok(reply.text)
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod backend;
+mod chat;
+mod error;
+mod generation;
+pub mod gguf;
+mod hub;
+mod ids;
+mod memory;
+mod model;
+mod store;
+
+pub use backend::{Backend, Embedder, LoadOptions, LoadedModel, PieceCallback};
+pub use chat::{ChatMessage, Role};
+pub use error::{BackendError, BoxError, HubError, MemoryError, StoreError};
+pub use generation::{FinishReason, Generation, GenerationParams, Usage};
+pub use hub::{CachedModel, CancelToken, ModelHub, Progress, RepoFile, RepoSummary};
+pub use ids::{InvalidId, MemoryId, MessageId, SessionId, UserId};
+pub use memory::{MemoryExtractor, MemoryOp};
+pub use model::{ModelFileError, ModelFormat, ModelInfo, detect_format, inspect};
+pub use store::{
+    Actor, Memory, MemoryKind, Message, NewMemory, NewUser, Session, SessionStore, User, UserRole,
+};

@@ -1,0 +1,104 @@
+//! Cutting a message into clauses that each state at most one thing.
+//!
+//! "My name is Lina and I live in Lyon." holds two facts; the patterns of the rule extractor
+//! match one clause at a time, so values end where the clause ends instead of running on.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Commas, semicolons and conjunctions that join two statements.
+static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"[,，;；]|\s+(?i:and|but|so|because|although|though|while|whereas)\s+|但是|不过|可是|而且|并且|所以|因为",
+    )
+    .expect("the clause pattern compiles")
+});
+
+/// Words after which a period does not end a sentence ("Dr. Smith").
+const ABBREVIATIONS: [&str; 10] = ["Mr", "Mrs", "Ms", "Dr", "St", "Mt", "Prof", "Jr", "Sr", "Ft"];
+
+/// The clauses of `text`'s statements, in order, trimmed and non-empty. Questions are skipped
+/// whole: "Do I like jazz?" states nothing about the user.
+pub(crate) fn statement_clauses(text: &str) -> Vec<String> {
+    let text = text.replace(['’', '‘'], "'");
+    sentences(&text)
+        .into_iter()
+        .filter(|sentence| !sentence.is_question)
+        .flat_map(|sentence| CLAUSE_BREAK.split(sentence.text))
+        .map(str::trim)
+        .filter(|clause| !clause.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Sentence<'a> {
+    text: &'a str,
+    is_question: bool,
+}
+
+fn sentences(text: &str) -> Vec<Sentence<'_>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let ends = match c {
+            '!' | '?' | '。' | '！' | '？' | '\n' | '…' => true,
+            '.' => is_full_stop(&text[..i], chars.peek().map(|&(_, next)| next)),
+            _ => false,
+        };
+        if ends {
+            out.push(Sentence { text: &text[start..i], is_question: matches!(c, '?' | '？') });
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(Sentence { text: &text[start..], is_question: false });
+    out
+}
+
+/// A period ends a sentence unless it sits inside a token ("3.5", "example.com") or closes an
+/// abbreviation.
+fn is_full_stop(before: &str, next: Option<char>) -> bool {
+    if next.is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let last_word = before.rsplit(|c: char| !c.is_alphabetic()).next().unwrap_or("");
+    !ABBREVIATIONS.contains(&last_word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_sentence_ends_commas_and_conjunctions() {
+        assert_eq!(
+            statement_clauses("My name is Lina and I live in Lyon."),
+            ["My name is Lina", "I live in Lyon"]
+        );
+        assert_eq!(statement_clauses("我叫李娜，我住在上海。"), ["我叫李娜", "我住在上海"]);
+        assert_eq!(
+            statement_clauses("Hi! I like jazz, but I hate olives"),
+            ["Hi", "I like jazz", "I hate olives"]
+        );
+    }
+
+    #[test]
+    fn keeps_decimals_and_abbreviations_inside_a_clause() {
+        assert_eq!(
+            statement_clauses("Call me Dr. Smith. I paid 3.5 euros"),
+            ["Call me Dr. Smith", "I paid 3.5 euros"]
+        );
+    }
+
+    #[test]
+    fn skips_questions() {
+        assert_eq!(statement_clauses("Do I like jazz? I like blues."), ["I like blues"]);
+        assert!(statement_clauses("我叫什么名字？").is_empty());
+    }
+
+    #[test]
+    fn normalizes_curly_apostrophes() {
+        assert_eq!(statement_clauses("I’m called Lina"), ["I'm called Lina"]);
+    }
+}

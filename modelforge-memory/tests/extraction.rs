@@ -1,0 +1,203 @@
+//! The rule extractor through the `MemoryExtractor` trait: what it finds in English and
+//! Chinese, and how it consolidates against existing memories.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::memory_at;
+use modelforge_core::{ChatMessage, Memory, MemoryExtractor, MemoryKind, MemoryOp};
+use modelforge_memory::RuleExtractor;
+
+fn extract(text: &str, existing: &[Memory]) -> Vec<MemoryOp> {
+    RuleExtractor::new().extract(&[ChatMessage::user(text)], existing).expect("rules never fail")
+}
+
+fn add(kind: MemoryKind, content: &str) -> MemoryOp {
+    MemoryOp::Add { kind, content: content.to_owned() }
+}
+
+#[test]
+fn english_name_and_home_in_one_sentence() {
+    assert_eq!(
+        extract("My name is Lina and I live in Lyon.", &[]),
+        [
+            add(MemoryKind::Profile, "The user's name is Lina."),
+            add(MemoryKind::Profile, "The user lives in Lyon.")
+        ]
+    );
+}
+
+#[test]
+fn chinese_name_and_home_keep_the_values_verbatim() {
+    let ops = extract("我叫李娜，我住在上海。", &[]);
+    assert_eq!(
+        ops,
+        [
+            add(MemoryKind::Profile, "The user's name is 李娜."),
+            add(MemoryKind::Profile, "The user lives in 上海.")
+        ]
+    );
+    assert_eq!(
+        extract("我的名字是王芳，我在北京住。", &[]),
+        [
+            add(MemoryKind::Profile, "The user's name is 王芳."),
+            add(MemoryKind::Profile, "The user lives in 北京.")
+        ]
+    );
+}
+
+#[test]
+fn other_english_phrasings() {
+    assert_eq!(extract("I'm called Lina.", &[]), [add(MemoryKind::Profile, "The user's name is Lina.")]);
+    assert_eq!(extract("Please call me Lina", &[]), [add(MemoryKind::Profile, "The user's name is Lina.")]);
+    assert_eq!(extract("I'm from Lyon, France.", &[]), [add(MemoryKind::Profile, "The user lives in Lyon.")]);
+}
+
+#[test]
+fn likes_and_dislikes_in_english() {
+    assert_eq!(
+        extract("I love jazz. I enjoy long walks, and I don't like olives. I hate rain!", &[]),
+        [
+            add(MemoryKind::Preference, "The user likes jazz."),
+            add(MemoryKind::Preference, "The user likes long walks."),
+            add(MemoryKind::Preference, "The user dislikes olives."),
+            add(MemoryKind::Preference, "The user dislikes rain."),
+        ]
+    );
+}
+
+#[test]
+fn likes_and_dislikes_in_chinese() {
+    assert_eq!(
+        extract("我喜欢爵士乐。我不喜欢香菜，我讨厌下雨天！", &[]),
+        [
+            add(MemoryKind::Preference, "The user likes 爵士乐."),
+            add(MemoryKind::Preference, "The user dislikes 香菜."),
+            add(MemoryKind::Preference, "The user dislikes 下雨天."),
+        ]
+    );
+}
+
+#[test]
+fn ordinary_text_yields_nothing() {
+    for text in [
+        "The weather is nice today.",
+        "I live in fear of deadlines.",
+        "What is my name?",
+        "Can you call me back later?",
+        "I would like a summary of this article.",
+        "今天天气很好。",
+        "我叫什么名字？",
+    ] {
+        assert_eq!(extract(text, &[]), [], "{text}");
+    }
+}
+
+#[test]
+fn only_user_messages_are_read() {
+    let turn =
+        [ChatMessage::system("My name is Bot."), ChatMessage::assistant("I live in Paris and I love jazz.")];
+    assert_eq!(RuleExtractor::new().extract(&turn, &[]).unwrap(), []);
+
+    let turn = [
+        ChatMessage::user("I live in Lyon."),
+        ChatMessage::assistant("Lyon is lovely! I live in the cloud."),
+    ];
+    assert_eq!(
+        RuleExtractor::new().extract(&turn, &[]).unwrap(),
+        [add(MemoryKind::Profile, "The user lives in Lyon.")]
+    );
+}
+
+#[test]
+fn a_known_fact_gives_no_operation() {
+    let existing = [
+        memory_at(1, MemoryKind::Profile, "The user's name is Lina."),
+        memory_at(2, MemoryKind::Preference, "The user likes jazz."),
+        memory_at(3, MemoryKind::Profile, "The user lives in 上海."),
+    ];
+    assert_eq!(extract("My name is Lina.", &existing), []);
+    assert_eq!(extract("I like Jazz!", &existing), [], "letter case does not make a new fact");
+    assert_eq!(extract("我住在上海", &existing), []);
+}
+
+#[test]
+fn the_same_fact_twice_in_one_message_is_added_once() {
+    assert_eq!(
+        extract("I live in Lyon. Yes, I live in Lyon.", &[]),
+        [add(MemoryKind::Profile, "The user lives in Lyon.")]
+    );
+}
+
+#[test]
+fn moving_updates_the_home_memory() {
+    let home = memory_at(1, MemoryKind::Profile, "The user lives in Lyon.");
+    let other = memory_at(2, MemoryKind::Preference, "The user likes jazz.");
+    let ops = extract("I live in Paris now.", &[home.clone(), other]);
+    assert_eq!(ops, [MemoryOp::Update { id: home.id, content: "The user lives in Paris.".into() }]);
+}
+
+#[test]
+fn a_new_name_updates_the_name_memory_across_languages() {
+    let name = memory_at(1, MemoryKind::Profile, "The user's name is Lina.");
+    let ops = extract("我叫李娜", std::slice::from_ref(&name));
+    assert_eq!(ops, [MemoryOp::Update { id: name.id, content: "The user's name is 李娜.".into() }]);
+}
+
+#[test]
+fn the_newest_memory_of_a_slot_is_the_one_updated() {
+    // Listed out of order on purpose: recency comes from created_at.
+    let newer = memory_at(20, MemoryKind::Profile, "The user lives in Lyon.");
+    let older = memory_at(10, MemoryKind::Profile, "The user lives in Nice.");
+    let ops = extract("I live in Paris.", &[newer.clone(), older]);
+    assert_eq!(ops, [MemoryOp::Update { id: newer.id, content: "The user lives in Paris.".into() }]);
+}
+
+#[test]
+fn a_like_contradicting_a_dislike_updates_it_and_back() {
+    let dislike = memory_at(1, MemoryKind::Preference, "The user dislikes olives.");
+    assert_eq!(
+        extract("Actually I love olives now.", std::slice::from_ref(&dislike)),
+        [MemoryOp::Update { id: dislike.id, content: "The user likes olives.".into() }]
+    );
+
+    let like = memory_at(1, MemoryKind::Preference, "The user likes 香菜.");
+    assert_eq!(
+        extract("我不喜欢香菜了", std::slice::from_ref(&like)),
+        [MemoryOp::Update { id: like.id, content: "The user dislikes 香菜.".into() }]
+    );
+}
+
+#[test]
+fn a_different_like_is_added_beside_existing_ones() {
+    let existing = [memory_at(1, MemoryKind::Preference, "The user likes jazz.")];
+    assert_eq!(extract("I like blues", &existing), [add(MemoryKind::Preference, "The user likes blues.")]);
+}
+
+#[test]
+fn a_change_of_mind_within_one_message_gives_one_operation() {
+    assert_eq!(
+        extract("I live in Lyon. Well, I just moved to Paris.", &[]),
+        [add(MemoryKind::Profile, "The user lives in Paris.")]
+    );
+    let home = memory_at(1, MemoryKind::Profile, "The user lives in Nice.");
+    assert_eq!(
+        extract("I moved to Berlin. No, I moved to Paris.", std::slice::from_ref(&home)),
+        [MemoryOp::Update { id: home.id, content: "The user lives in Paris.".into() }]
+    );
+}
+
+#[test]
+fn memories_written_elsewhere_are_left_alone() {
+    let existing = [memory_at(1, MemoryKind::Fact, "The user has a cat named Miso.")];
+    assert_eq!(extract("I live in Lyon", &existing), [add(MemoryKind::Profile, "The user lives in Lyon.")]);
+}
+
+#[test]
+fn it_is_an_object_safe_extractor_named_rules() {
+    let extractor: Arc<dyn MemoryExtractor> = Arc::new(RuleExtractor::default());
+    assert_eq!(extractor.name(), "rules");
+    let ops = extractor.extract(&[ChatMessage::user("I hate olives")], &[]).unwrap();
+    assert_eq!(ops, [add(MemoryKind::Preference, "The user dislikes olives.")]);
+}

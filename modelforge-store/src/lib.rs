@@ -1,1 +1,68 @@
-//! placeholder
+//! Persistent users, sessions, messages and memories for ModelForge, with authentication.
+//!
+//! This crate implements [`modelforge_core::SessionStore`] on top of diesel. The embedded
+//! default is [`SqliteStore`] (feature `sqlite`, on by default): one file in WAL mode, schema
+//! migrations compiled in and applied on open. A `postgres` feature for several server
+//! replicas sharing one database will sit beside it, each backend behind its own feature so
+//! users compile only the driver they use.
+//!
+//! Authentication lives here too, because it is bound to the user table: passwords are
+//! hashed with argon2id, logins of unknown users cost the same as wrong passwords, and
+//! access tokens are short-lived HS256 JWTs signed with a per-installation key (see
+//! [`load_or_create_secret`]).
+//!
+//! The central design decision is that every data call takes the acting user
+//! ([`Actor`](modelforge_core::Actor)) and every query filters by it. There is no "get
+//! session by id" that forgets to check ownership: another user's id matches no row, so it is
+//! indistinguishable from an id that never existed.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use modelforge_core::{ChatMessage, NewUser, SessionStore, UserRole};
+//! use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let secret = load_or_create_secret(dir.path())?;
+//! let store = SqliteStore::open(&dir.path().join("modelforge.db"), StoreOptions::with_secret(secret))?;
+//!
+//! store.create_user(&NewUser {
+//!     username: "lina".into(),
+//!     password: "correct horse battery".into(),
+//!     email: None,
+//!     role: UserRole::User,
+//! })?;
+//! let user = store.login("lina", "correct horse battery")?;
+//! assert_eq!(user.role, UserRole::Admin, "the first user is an admin");
+//!
+//! // A server hands out the token and later turns it back into the acting user.
+//! let token = store.issue_token(&user.actor())?;
+//! let actor = store.verify_token(&token)?;
+//!
+//! let session = store.create_session(&actor, "Trip planning")?;
+//! store.append_message(&actor, session.id, &ChatMessage::user("Where should I go in May?"))?;
+//! let messages = store.list_messages(&actor, session.id)?;
+//! assert_eq!(messages[0].content, "Where should I go in May?");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "sqlite"))]
+//! # fn main() {}
+//! ```
+#![deny(missing_docs)]
+// Password hashing, tokens and input rules are shared by the backends; with no backend
+// feature enabled nothing calls them yet.
+#![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+
+mod jwt;
+pub mod limits;
+mod options;
+mod password;
+mod secret;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use jwt::AUDIENCE;
+pub use options::StoreOptions;
+pub use secret::{SECRET_FILE_NAME, load_or_create_secret};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

@@ -1,0 +1,256 @@
+//! `modelforge chat`: one scripted turn, or an interactive loop with session commands.
+
+use std::io::{BufRead, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use modelforge_core::{Actor, FinishReason, GenerationParams, LoadOptions, SessionId, SessionStore};
+use modelforge_examples::setup;
+use modelforge_examples::turn::{DEFAULT_SYSTEM_PROMPT, Turn, TurnOutcome};
+use modelforge_memory::RuleExtractor;
+use serde_json::json;
+
+/// Arguments of `modelforge chat`.
+#[derive(Args)]
+pub struct ChatArgs {
+    /// The user to chat as (password from MODELFORGE_PASSWORD, else a prompt).
+    #[arg(long)]
+    user: String,
+    /// A GGUF file, or the name of a model under DATA_DIR/models.
+    #[arg(long)]
+    model: String,
+    /// Continue this session.
+    #[arg(long, conflicts_with = "new_session")]
+    session: Option<SessionId>,
+    /// Start a new session (the default when --session is not given).
+    #[arg(long)]
+    new_session: bool,
+    /// Send one message, print the reply and exit.
+    #[arg(long)]
+    message: Option<String>,
+    /// With --message: print a JSON object instead of the reply text.
+    #[arg(long, requires = "message")]
+    json: bool,
+    /// The system prompt.
+    #[arg(long, default_value = DEFAULT_SYSTEM_PROMPT)]
+    system: String,
+    /// Most tokens in a reply.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Context window in tokens [default: the model's, at most 4096].
+    #[arg(long)]
+    ctx_size: Option<u32>,
+    /// Inference threads [default: all cores].
+    #[arg(long)]
+    threads: Option<u32>,
+}
+
+/// Runs `modelforge chat`.
+pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
+    let store = setup::open_store(data_dir)?;
+    // Log in before the slow model load, so a wrong password fails fast.
+    let actor = crate::login(store.as_ref(), &args.user)?.actor();
+    if let Some(id) = args.session {
+        store.get_session(&actor, id)?;
+    }
+    let options =
+        LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
+    let model = setup::load_model(data_dir, &args.model, &options)?;
+    let params = GenerationParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
+        ..GenerationParams::default()
+    };
+    let extractor = RuleExtractor::new();
+    let turn = Turn {
+        store: store.as_ref(),
+        model: model.as_ref(),
+        extractor: &extractor,
+        system_prompt: &args.system,
+        params: &params,
+    };
+    match &args.message {
+        Some(message) => one_turn(&turn, &actor, args.session, message, args.json),
+        None => {
+            Interactive { turn: &turn, actor, session: args.session, model_path: PathBuf::from(&args.model) }
+                .run()
+        }
+    }
+}
+
+fn one_turn(
+    turn: &Turn<'_>,
+    actor: &Actor,
+    session: Option<SessionId>,
+    message: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let session = match session {
+        Some(id) => id,
+        None => turn.new_session(actor, message)?.id,
+    };
+    let mut stdout = std::io::stdout();
+    let outcome = turn.run(actor, session, message, &mut |piece| {
+        if !json {
+            print!("{piece}");
+            let _ = stdout.flush();
+        }
+        ControlFlow::Continue(())
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&turn_json(&outcome))?);
+    } else {
+        println!();
+        note_finish(&outcome);
+    }
+    Ok(())
+}
+
+fn turn_json(outcome: &TurnOutcome) -> serde_json::Value {
+    let usage = outcome.generation.usage;
+    json!({
+        "session_id": outcome.session_id,
+        "reply": outcome.generation.text,
+        "finish_reason": outcome.generation.finish_reason.as_str(),
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens(),
+        },
+        "memories_injected": outcome.context.memories_used,
+        "memories_learned": outcome.memories_learned,
+        "context": outcome.context,
+    })
+}
+
+fn note_finish(outcome: &TurnOutcome) {
+    if outcome.generation.finish_reason == FinishReason::Length {
+        eprintln!("[the reply reached --max-tokens and was cut]");
+    }
+    if !outcome.context.is_complete() {
+        eprintln!("[{}]", outcome.context.summary());
+    }
+    for memory in &outcome.memories_learned {
+        eprintln!("[remembered: {}]", memory.content);
+    }
+}
+
+const HELP: &str = "commands: /new  /list  /switch ID  /rename TITLE  /delete ID  /memories  /help  /quit";
+
+/// The interactive loop: reads lines, runs turns, handles slash commands.
+struct Interactive<'a> {
+    turn: &'a Turn<'a>,
+    actor: Actor,
+    session: Option<SessionId>,
+    model_path: PathBuf,
+}
+
+impl Interactive<'_> {
+    fn run(mut self) -> anyhow::Result<()> {
+        eprintln!("chatting with {} — {HELP}", self.model_path.display());
+        let stdin = std::io::stdin();
+        loop {
+            eprint!("> ");
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let result = match line.strip_prefix('/') {
+                Some(command) => match self.command(command) {
+                    Ok(ControlFlow::Break(())) => return Ok(()),
+                    other => other.map(|_| ()),
+                },
+                None => self.say(line),
+            };
+            // A mistake in one command does not end the conversation.
+            if let Err(err) = result {
+                eprintln!("error: {}", err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": "));
+            }
+        }
+    }
+
+    fn store(&self) -> &dyn SessionStore {
+        self.turn.store
+    }
+
+    fn say(&mut self, text: &str) -> anyhow::Result<()> {
+        let session = match self.session {
+            Some(id) => id,
+            None => {
+                let session = self.turn.new_session(&self.actor, text)?;
+                eprintln!("[new session {}]", session.id);
+                self.session = Some(session.id);
+                session.id
+            }
+        };
+        let mut stdout = std::io::stdout();
+        let outcome = self.turn.run(&self.actor, session, text, &mut |piece| {
+            print!("{piece}");
+            let _ = stdout.flush();
+            ControlFlow::Continue(())
+        })?;
+        println!();
+        note_finish(&outcome);
+        Ok(())
+    }
+
+    fn command(&mut self, command: &str) -> anyhow::Result<ControlFlow<()>> {
+        let (name, arg) = command.split_once(' ').map_or((command, ""), |(n, a)| (n, a.trim()));
+        let store = self.store();
+        match name {
+            "quit" | "exit" => return Ok(ControlFlow::Break(())),
+            "new" => {
+                self.session = None;
+                eprintln!("[the next message starts a new session]");
+            }
+            "list" => {
+                for s in store.list_sessions(&self.actor)? {
+                    let mark = if Some(s.id) == self.session { "*" } else { " " };
+                    println!("{mark} {}  {:>4} msgs  {}", s.id, s.message_count, s.title);
+                }
+            }
+            "switch" => {
+                let session = store.get_session(&self.actor, arg.parse()?)?;
+                for m in store.list_messages(&self.actor, session.id)?.iter().rev().take(4).rev() {
+                    println!("{}: {}", m.role, m.content);
+                }
+                eprintln!("[switched to {}: {}]", session.id, session.title);
+                self.session = Some(session.id);
+            }
+            "rename" => {
+                let id =
+                    self.session.ok_or_else(|| anyhow::anyhow!("no session yet: send a message first"))?;
+                let session = store.rename_session(&self.actor, id, arg)?;
+                eprintln!("[renamed to {}]", session.title);
+            }
+            "delete" => {
+                let id: SessionId = arg.parse()?;
+                store.delete_session(&self.actor, id)?;
+                if self.session == Some(id) {
+                    self.session = None;
+                }
+                eprintln!("[deleted {id}]");
+            }
+            "memories" => {
+                for m in store.list_memories(&self.actor)? {
+                    println!("{}  {:<10} {}", m.id, m.kind.as_str(), m.content);
+                }
+            }
+            "help" => eprintln!("{HELP}"),
+            other => anyhow::bail!("unknown command /{other}; {HELP}"),
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}

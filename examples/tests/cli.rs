@@ -1,0 +1,199 @@
+//! The `modelforge` CLI end to end: real binary, real SQLite file, real SmolLM2 model. Each
+//! command is a separate process, so everything checked here survived a restart.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "correct-horse-9";
+
+fn modelforge(data_dir: &Path, password: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelforge"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("MODELFORGE_PASSWORD", password)
+        .env_remove("MODELFORGE_DATA_DIR")
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "command failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(output: Output) -> Value {
+    serde_json::from_str(&ok(output)).expect("valid JSON")
+}
+
+fn model() -> String {
+    modelforge_testkit::smollm2_gguf().display().to_string()
+}
+
+/// One greedy turn as JSON.
+fn turn(dir: &Path, session: Option<&str>, message: &str) -> Value {
+    let model = model();
+    let mut args = vec![
+        "chat",
+        "--user",
+        "lina",
+        "--model",
+        &model,
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "48",
+        "--json",
+    ];
+    match session {
+        Some(id) => args.extend(["--session", id]),
+        None => args.push("--new-session"),
+    }
+    args.extend(["--message", message]);
+    json(modelforge(dir, PASSWORD, &args))
+}
+
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(modelforge(dir.path(), PASSWORD, &["user", "add", "lina"]));
+    assert!(out.contains("admin"), "the first user is an admin: {out}");
+    dir
+}
+
+#[test]
+fn a_session_survives_restarts_and_the_second_turn_sees_the_first() {
+    let dir = setup();
+    let first = turn(dir.path(), None, "Hello! Please remember the word pineapple.");
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    assert!(!first["reply"].as_str().unwrap().is_empty());
+    assert!(["stop", "length"].contains(&first["finish_reason"].as_str().unwrap()));
+    assert!(first["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let second = turn(dir.path(), Some(&session), "Which word did I ask you to remember?");
+    assert_eq!(second["session_id"], first["session_id"]);
+    // The prompt of turn two holds turn one's question and answer plus the new question.
+    assert_eq!(second["context"]["history_used"], 3);
+    assert_eq!(second["context"]["history_left_out"], 0);
+    assert!(second["usage"]["prompt_tokens"].as_u64() > first["usage"]["prompt_tokens"].as_u64());
+
+    let sessions = json(modelforge(dir.path(), PASSWORD, &["sessions", "--user", "lina", "--json"]));
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["id"], session.as_str());
+    assert_eq!(sessions[0]["message_count"], 4);
+    assert_eq!(sessions[0]["title"], "Hello! Please remember the word pineapple.");
+}
+
+fn memories_reach_a_new_session(statement: &str, expected: &[&str]) {
+    let dir = setup();
+    let first = turn(dir.path(), None, statement);
+    let learned: Vec<String> = first["memories_learned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    for value in expected {
+        assert!(
+            learned.iter().any(|m| m.contains(value)),
+            "{value} not learned from {statement:?}: {learned:?}"
+        );
+    }
+    let listed = json(modelforge(dir.path(), PASSWORD, &["memories", "--user", "lina", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), learned.len());
+
+    let second = turn(dir.path(), None, "What do you know about me?");
+    assert_ne!(second["session_id"], first["session_id"], "a new session");
+    let injected: Vec<&str> =
+        second["memories_injected"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for memory in first["memories_learned"].as_array().unwrap() {
+        assert!(injected.contains(&memory["id"].as_str().unwrap()), "memory {memory} was not injected");
+    }
+}
+
+#[test]
+fn english_memories_reach_a_new_session() {
+    memories_reach_a_new_session("My name is Lina and I live in Lyon.", &["Lina", "Lyon"]);
+}
+
+#[test]
+fn chinese_memories_reach_a_new_session() {
+    memories_reach_a_new_session("我叫李娜，我住在上海。", &["李娜", "上海"]);
+}
+
+#[test]
+fn a_wrong_password_or_unknown_user_is_one_clear_line() {
+    let dir = setup();
+    for (user, password) in [("lina", "wrong-password"), ("nobody", PASSWORD)] {
+        let out = modelforge(dir.path(), password, &["sessions", "--user", user]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("invalid username or password"), "{stderr}");
+    }
+    // A wrong password fails before the model is even loaded.
+    let model = model();
+    let out = modelforge(
+        dir.path(),
+        "nope-nope",
+        &["chat", "--user", "lina", "--model", &model, "--message", "hi"],
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn another_users_session_is_not_found() {
+    let dir = setup();
+    let session = turn(dir.path(), None, "Hello there.")["session_id"].as_str().unwrap().to_owned();
+    ok(Command::new(env!("CARGO_BIN_EXE_modelforge"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["user", "add", "mallory"])
+        .env("MODELFORGE_PASSWORD", "another-pass-7")
+        .output()
+        .unwrap());
+    let model = model();
+    let out = modelforge(
+        dir.path(),
+        "another-pass-7",
+        &["chat", "--user", "mallory", "--model", &model, "--session", &session, "--message", "hi"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not found"), "{stderr}");
+}
+
+#[test]
+fn broken_model_files_are_clear_errors() {
+    let dir = setup();
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "not a model").unwrap();
+    let out = modelforge(
+        dir.path(),
+        PASSWORD,
+        &["chat", "--user", "lina", "--model", text.to_str().unwrap(), "--message", "hi"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("notes.gguf") && stderr.contains("not a model file"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn models_in_the_data_dir_are_listed_and_usable_by_name() {
+    let dir = setup();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::os::unix::fs::symlink(modelforge_testkit::smollm2_gguf(), models.join("smollm2.gguf")).unwrap();
+    let listed = json(modelforge(dir.path(), PASSWORD, &["models", "--json"]));
+    assert_eq!(listed[0]["name"], "smollm2");
+    assert_eq!(listed[0]["format"], "gguf");
+    let reply = json(modelforge(
+        dir.path(),
+        PASSWORD,
+        &["chat", "--user", "lina", "--model", "smollm2", "--max-tokens", "8", "--message", "Hi", "--json"],
+    ));
+    assert!(!reply["reply"].as_str().unwrap().is_empty());
+}

@@ -1,0 +1,103 @@
+//! [`StoreOptions`]: the settings a store needs beside its database.
+
+use std::fmt;
+use std::time::Duration;
+
+use modelforge_core::StoreError;
+
+/// Settings shared by every store backend: how access tokens are signed and how long they live.
+///
+/// There is deliberately no `Default`: a store must never sign tokens with an empty or
+/// guessable key. Use [`StoreOptions::with_secret`] with a key from
+/// [`load_or_create_secret`](crate::load_or_create_secret) or your own secret manager.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The HMAC key for HS256 access tokens; at least [`StoreOptions::MIN_SECRET_LEN`] bytes.
+    pub jwt_secret: Vec<u8>,
+    /// How long an access token stays valid after it is issued, in whole seconds (a fraction
+    /// is dropped; zero makes tokens that are already expired).
+    pub access_token_ttl: Duration,
+    /// The `iss` claim written into tokens and required of tokens presented back.
+    pub issuer: String,
+}
+
+impl StoreOptions {
+    /// The default lifetime of an access token: 15 minutes.
+    pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+    /// The default issuer, `modelforge`.
+    pub const DEFAULT_ISSUER: &'static str = "modelforge";
+    /// The shortest accepted signing key, in bytes (256 bits, the HS256 output size).
+    pub const MIN_SECRET_LEN: usize = 32;
+
+    /// Options with the given signing key and the default lifetime and issuer.
+    ///
+    /// The key is checked when a store is opened: shorter than
+    /// [`MIN_SECRET_LEN`](Self::MIN_SECRET_LEN) bytes is [`StoreError::InvalidInput`].
+    pub fn with_secret(secret: Vec<u8>) -> Self {
+        Self {
+            jwt_secret: secret,
+            access_token_ttl: Self::DEFAULT_ACCESS_TOKEN_TTL,
+            issuer: Self::DEFAULT_ISSUER.to_owned(),
+        }
+    }
+
+    /// Rejects a short key or an empty issuer before anything is opened.
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+        if self.jwt_secret.len() < Self::MIN_SECRET_LEN {
+            return Err(StoreError::InvalidInput {
+                field: "jwt_secret",
+                reason: format!(
+                    "the signing key has {} bytes; at least {} are required",
+                    self.jwt_secret.len(),
+                    Self::MIN_SECRET_LEN
+                ),
+            });
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(StoreError::InvalidInput {
+                field: "issuer",
+                reason: "the token issuer must not be empty".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("jwt_secret", &format_args!("<{} bytes redacted>", self.jwt_secret.len()))
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_fifteen_minutes_and_modelforge() {
+        let options = StoreOptions::with_secret(vec![7; 32]);
+        assert_eq!(options.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(options.issuer, "modelforge");
+        assert!(options.validate().is_ok());
+    }
+
+    #[test]
+    fn short_or_empty_secrets_are_rejected() {
+        for secret in [Vec::new(), vec![1; 31]] {
+            let err = StoreOptions::with_secret(secret).validate().unwrap_err();
+            assert!(matches!(err, StoreError::InvalidInput { field: "jwt_secret", .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let options = StoreOptions::with_secret(b"super-secret-key-material-0123456789".to_vec());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("36 bytes redacted"), "{shown}");
+    }
+}

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use modelforge_core::{Backend, LoadOptions, LoadedModel, SessionStore};
+use modelforge_core::{Backend, CachedModel, CancelToken, LoadOptions, LoadedModel, ModelHub, SessionStore};
 use modelforge_engine::LlamaCppBackend;
-use modelforge_hub::LocalCatalog;
+use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
 use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
 
 /// The data directory: `--data-dir`/`MODELFORGE_DATA_DIR` if given, else the platform's data
@@ -35,13 +35,41 @@ pub fn catalog(data_dir: &Path) -> LocalCatalog {
     LocalCatalog::new(data_dir.join("models"))
 }
 
-/// Loads a model given as a path or a name from the catalogue.
+/// The Hugging Face Hub client, configured from `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_CACHE` /
+/// `HF_HOME` and `HF_HUB_OFFLINE`.
+pub fn hub() -> HfHub {
+    HfHub::from_env()
+}
+
+/// Finds the model `reference` names: a path or a name under `data_dir/models`, else a Hugging
+/// Face reference (`org/repo[:QUANT]`, `org/repo/file.gguf`), taken from the cache or pulled
+/// into it first (unless offline), with a line on stderr when a download starts.
+pub fn resolve_model(data_dir: &Path, reference: &str) -> anyhow::Result<CachedModel> {
+    let catalog = catalog(data_dir);
+    let from_hub = matches!(ModelRef::parse(reference), Ok(ModelRef::Hub { .. }))
+        && !catalog.cached()?.iter().any(|m| m.name == reference);
+    if !from_hub {
+        return Ok(catalog.resolve(reference)?);
+    }
+    let mut announced = false;
+    let mut on_progress = |p: modelforge_core::Progress| {
+        if !announced && p.total.is_some_and(|total| p.downloaded < total) {
+            let size = p.total.unwrap_or_default() as f64 / 1e6;
+            eprintln!("downloading {reference} ({size:.1} MB) into the Hugging Face cache...");
+            announced = true;
+        }
+    };
+    Ok(hub().pull(reference, &mut on_progress, &CancelToken::new())?)
+}
+
+/// Loads a model given as a path, a name from the catalogue, or a Hugging Face reference (see
+/// [`resolve_model`]).
 pub fn load_model(
     data_dir: &Path,
     reference: &str,
     options: &LoadOptions,
 ) -> anyhow::Result<Arc<dyn LoadedModel>> {
-    let model = catalog(data_dir).resolve(reference)?;
+    let model = resolve_model(data_dir, reference)?;
     let _span = tracing::info_span!("load", model = %model.path.display()).entered();
     Ok(LlamaCppBackend::new().load(&model.path, options)?)
 }

@@ -1,6 +1,7 @@
 //! One chat turn: memories in, reply out, history and new memories stored.
 
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use modelforge_core::{
     Actor, ChatMessage, Generation, GenerationParams, LoadedModel, Memory, MemoryExtractor, Session,
@@ -44,6 +45,9 @@ pub struct Turn<'a> {
     pub system_prompt: &'a str,
     /// Sampling settings.
     pub params: &'a GenerationParams,
+    /// Where to keep each session's model state (KV cache) between runs, if anywhere: a
+    /// later run that continues the session skips processing its history again.
+    pub state_dir: Option<&'a Path>,
 }
 
 impl Turn<'_> {
@@ -69,7 +73,8 @@ impl Turn<'_> {
         let store = self.store;
         let user_message = ChatMessage::user(user_text);
         // Stored before generating, so a failed generation loses nothing the user wrote.
-        store.append_message(actor, session, &user_message)?;
+        let user_tokens = self.model.count_tokens(user_text).ok().and_then(|n| u32::try_from(n).ok());
+        store.append_message(actor, session, &user_message, user_tokens)?;
         let history: Vec<ChatMessage> =
             store.list_messages(actor, session)?.iter().map(ChatMessage::from).collect();
         let memories = store.list_memories(actor)?;
@@ -81,8 +86,20 @@ impl Turn<'_> {
         if !context.report.is_complete() {
             tracing::warn!("{}", context.report.summary());
         }
+        let state_file = self.state_dir.map(|dir| state_file(dir, session));
+        if let Some(file) = state_file.as_deref().filter(|f| f.exists()) {
+            // A stale or foreign state is only a missed shortcut: the prompt is processed anew.
+            match self.model.load_state(file) {
+                Ok(tokens) => tracing::debug!(tokens, "restored the session's cached state"),
+                Err(err) => tracing::warn!(%err, "ignoring the session's saved state"),
+            }
+        }
         let generation = self.model.chat(&context.messages, self.params, on_piece)?;
-        store.append_message(actor, session, &ChatMessage::assistant(&generation.text))?;
+        let reply = ChatMessage::assistant(&generation.text);
+        store.append_message(actor, session, &reply, Some(generation.usage.completion_tokens))?;
+        if let Some(file) = &state_file {
+            self.save_state(&context.messages, &generation.text, file);
+        }
         let turn = [user_message, ChatMessage::assistant(&generation.text)];
         let ops = self.extractor.extract(&turn, &memories)?;
         let memories_learned = apply_ops(store, actor, Some(session), &ops)?;
@@ -94,6 +111,35 @@ impl Turn<'_> {
             prompt_messages: context.messages,
         })
     }
+}
+
+impl Turn<'_> {
+    fn save_state(&self, prompt: &[ChatMessage], reply: &str, file: &Path) {
+        let mut conversation = prompt.to_vec();
+        conversation.push(ChatMessage::assistant(reply));
+        let saved = self.model.render_chat(&conversation, false).and_then(|text| {
+            if let Some(dir) = file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            self.model.save_state(&text, file)
+        });
+        match saved {
+            Ok(tokens) => tracing::debug!(tokens, file = %file.display(), "saved the session's state"),
+            Err(err) => tracing::debug!(%err, "the session's state was not saved"),
+        }
+    }
+}
+
+/// The state file of `session` under `dir`.
+pub fn state_file(dir: &Path, session: SessionId) -> PathBuf {
+    dir.join(format!("{session}.kv"))
+}
+
+/// Removes a session's saved state, if any (after the session is deleted).
+pub fn remove_state(dir: &Path, session: SessionId) {
+    let file = state_file(dir, session);
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file.with_extension("kv.meta"));
 }
 
 /// The first line of a message, cut to a title's length.

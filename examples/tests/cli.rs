@@ -77,6 +77,11 @@ fn a_session_survives_restarts_and_the_second_turn_sees_the_first() {
     assert_eq!(second["context"]["history_used"], 3);
     assert_eq!(second["context"]["history_left_out"], 0);
     assert!(second["usage"]["prompt_tokens"].as_u64() > first["usage"]["prompt_tokens"].as_u64());
+    // The first run saved the session's KV state; the second process restored it and skipped
+    // the shared prefix (the system prompt and turn one).
+    let cached = second["usage"]["cached_tokens"].as_u64().unwrap();
+    assert!(cached >= first["usage"]["prompt_tokens"].as_u64().unwrap(), "only {cached} tokens restored");
+    assert!(dir.path().join("state").join(format!("{session}.kv")).exists());
 
     let sessions = json(modelforge(dir.path(), PASSWORD, &["sessions", "--user", "lina", "--json"]));
     let sessions = sessions.as_array().unwrap();

@@ -48,6 +48,7 @@ fn memories_from_one_session_are_in_the_next_sessions_prompt() {
         extractor: &extractor,
         system_prompt: "Be brief.",
         params: &params,
+        state_dir: None,
     };
     for statement in ["My name is Lina and I live in Lyon.", "我叫李娜，我住在上海。"] {
         let session = turn.new_session(&actor, statement).unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::chat::ChatMessage;
 use crate::error::BackendError;
 use crate::generation::{Generation, GenerationParams};
+use crate::hub::CancelToken;
 use crate::model::ModelInfo;
 
 /// Settings for loading a model. `Default` picks sensible values for the machine.
@@ -19,6 +20,12 @@ pub struct LoadOptions {
     pub threads: Option<u32>,
     /// Prompt-processing batch size; `None` uses the backend's default.
     pub batch_size: Option<u32>,
+    /// Most sequences decoding together (continuous batching); `None` uses the backend's
+    /// default.
+    pub max_sequences: Option<u32>,
+    /// Tokens of KV cache shared by all sequences, the memory limit for keeping several
+    /// conversations warm; `None` uses the backend's default.
+    pub cache_tokens: Option<u32>,
 }
 
 /// Receives each piece of generated text as soon as it is complete UTF-8, and says whether to
@@ -75,6 +82,39 @@ pub trait LoadedModel: Send + Sync {
         params: &GenerationParams,
         on_piece: &mut PieceCallback<'_>,
     ) -> Result<Generation, BackendError>;
+
+    /// Like [`generate`](Self::generate), and stops early (with
+    /// [`FinishReason::Cancelled`](crate::FinishReason::Cancelled)) once `cancel` is cancelled
+    /// from any thread. Backends that can check the token while processing the prompt override
+    /// this; the default checks it before each piece.
+    fn generate_cancellable(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        self.generate(prompt, params, &mut |piece| {
+            if cancel.is_cancelled() { std::ops::ControlFlow::Break(()) } else { on_piece(piece) }
+        })
+    }
+
+    /// Saves the cached state (KV cache) of the conversation `prompt` to `path`, so a later
+    /// process can [`load_state`](Self::load_state) it instead of processing the prompt again.
+    /// Returns how many tokens were saved.
+    fn save_state(&self, prompt: &str, path: &Path) -> Result<usize, BackendError> {
+        let _ = (prompt, path);
+        Err(BackendError::Unsupported { what: "saving state".into(), backend: self.info().name.clone() })
+    }
+
+    /// Restores a state saved by [`save_state`](Self::save_state); the next generation whose
+    /// prompt starts with the saved conversation skips those tokens. Returns how many tokens
+    /// were restored. A file from another model, or a damaged one, is an error and changes
+    /// nothing.
+    fn load_state(&self, path: &Path) -> Result<usize, BackendError> {
+        let _ = path;
+        Err(BackendError::Unsupported { what: "loading state".into(), backend: self.info().name.clone() })
+    }
 
     /// Renders `messages` and generates the assistant's reply.
     fn chat(

@@ -107,6 +107,36 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Too many failed logins in a row: the account refuses logins for a while, even with the
+    /// right password.
+    #[error(
+        "account `{username}` is locked after {failed_attempts} failed logins; try again in \
+         {retry_after_secs} s"
+    )]
+    AccountLocked {
+        /// The username as typed.
+        username: String,
+        /// Failed attempts in a row so far.
+        failed_attempts: u32,
+        /// Seconds until the next attempt is accepted (at least 1).
+        retry_after_secs: u64,
+    },
+    /// The account was disabled by an admin: it cannot log in or refresh tokens. Reported
+    /// only after the right password, so it reveals nothing to a guesser.
+    #[error("account `{username}` is disabled; ask an admin to enable it")]
+    AccountDisabled {
+        /// The account's username.
+        username: String,
+    },
+    /// Reading or writing a file beside the database (e.g. the token signing key) failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database failed.
     #[error("database error while {context}")]
     Database {
@@ -178,5 +208,90 @@ pub enum HubError {
         /// The underlying error, if any.
         #[source]
         source: Option<BoxError>,
+    },
+    /// The connection failed or was cut. What was downloaded so far is kept, so trying again
+    /// resumes where it stopped.
+    #[error("network error while {context}: {source}")]
+    Network {
+        /// What was being done, with the repository and file.
+        context: String,
+        /// The transport error.
+        source: BoxError,
+    },
+    /// The repository is gated or private and the request carried no token that grants access.
+    #[error(
+        "{repo} is {}: {}",
+        if *gated { "gated" } else { "private or needs authentication" },
+        if *token_sent {
+            format!("the token in {token_env} does not grant access (HTTP {status}); accept the model's terms on its page or use a token that can read it")
+        } else {
+            format!("an access token is needed (HTTP {status}); set {token_env} to a Hugging Face token that can read it")
+        }
+    )]
+    AccessDenied {
+        /// The repository, `org/name`.
+        repo: String,
+        /// The HTTP status, 401 or 403.
+        status: u16,
+        /// Whether the hub said the repository is gated (terms to accept), not just private.
+        gated: bool,
+        /// Whether a token was sent.
+        token_sent: bool,
+        /// The environment variable that holds the token, e.g. `HF_TOKEN`.
+        token_env: &'static str,
+    },
+    /// The repository has no GGUF file where one was asked for.
+    #[error("{repo} has no GGUF file{}", if available.is_empty() { String::new() } else { format!(" (it holds {available})") })]
+    NoGguf {
+        /// The repository, `org/name`.
+        repo: String,
+        /// A short description of what it holds instead, possibly empty.
+        available: String,
+    },
+    /// A downloaded file's content does not match the hash the hub announced. The partial file
+    /// has been deleted.
+    #[error(
+        "{file} from {repo} is corrupt: its {algorithm} is {actual} but the hub announced {expected}; \
+         the download was deleted, try again"
+    )]
+    ChecksumMismatch {
+        /// The repository, `org/name`.
+        repo: String,
+        /// The file inside the repository.
+        file: String,
+        /// `sha256` (LFS files) or `git-sha1` (small files).
+        algorithm: &'static str,
+        /// The announced hash.
+        expected: String,
+        /// The hash of what arrived.
+        actual: String,
+    },
+    /// Offline mode is on (`HF_HUB_OFFLINE`) and what was asked for is not in the local cache.
+    #[error("offline mode is on ({env} is set) and {what} is not in the cache at {}", cache.display())]
+    Offline {
+        /// What was asked for: a repository, file or model reference.
+        what: String,
+        /// The cache directory searched.
+        cache: PathBuf,
+        /// The environment variable that turned offline mode on.
+        env: &'static str,
+    },
+    /// The disk is full.
+    #[error("the disk is full while writing {}{}", path.display(), needed.map_or_else(String::new, |n| format!(" ({n} bytes needed in all)")))]
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+        /// The size of the whole file, when known.
+        needed: Option<u64>,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A model reference that cannot be understood.
+    #[error("invalid model reference `{reference}`: {reason}")]
+    InvalidReference {
+        /// The reference as given.
+        reference: String,
+        /// Why, with the accepted forms.
+        reason: String,
     },
 }

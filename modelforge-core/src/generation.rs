@@ -85,6 +85,10 @@ pub struct Usage {
     pub prompt_tokens: u32,
     /// Tokens generated.
     pub completion_tokens: u32,
+    /// Prompt tokens whose processing was skipped because the backend had them cached from an
+    /// earlier turn (context reuse); included in `prompt_tokens`.
+    #[serde(default)]
+    pub cached_tokens: u32,
 }
 
 impl Usage {

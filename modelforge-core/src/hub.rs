@@ -100,4 +100,17 @@ pub trait ModelHub: Send + Sync {
 
     /// Models already on local disk.
     fn cached(&self) -> Result<Vec<CachedModel>, HubError>;
+
+    /// Makes the model a user names by `reference` available locally, fetching every file it
+    /// needs (all shards of a split GGUF, the config, tokenizer and weights of a safetensors
+    /// model) unless they are already present, and returns it ready to load.
+    ///
+    /// Which references are understood is the implementation's to document; progress covers
+    /// the whole model, not one file.
+    fn pull(
+        &self,
+        reference: &str,
+        on_progress: &mut dyn FnMut(Progress),
+        cancel: &CancelToken,
+    ) -> Result<CachedModel, HubError>;
 }

@@ -55,5 +55,7 @@ pub use ids::{InvalidId, MemoryId, MessageId, SessionId, UserId};
 pub use memory::{MemoryExtractor, MemoryOp};
 pub use model::{ModelFileError, ModelFormat, ModelInfo, detect_format, inspect};
 pub use store::{
-    Actor, Memory, MemoryKind, Message, NewMemory, NewUser, Session, SessionStore, User, UserRole,
+    Actor, ImportSummary, Memory, MemoryDetails, MemoryKind, MemoryRecord, MemoryUpdate, Message,
+    MessagePage, NewMemory, NewUser, Page, Session, SessionExport, SessionPage, SessionQuery, SessionStore,
+    TokenPair, User, UserExport, UserRole,
 };

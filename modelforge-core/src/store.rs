@@ -53,7 +53,7 @@ impl FromStr for UserRole {
 pub struct User {
     /// Id.
     pub id: UserId,
-    /// Unique login name.
+    /// Unique login name (unique regardless of ASCII case).
     pub username: String,
     /// Optional email address.
     pub email: Option<String>,
@@ -63,6 +63,9 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// The last successful login.
     pub last_login: Option<DateTime<Utc>>,
+    /// Disabled by an admin: no logins, no refreshes, and its access tokens stop verifying.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl User {
@@ -76,7 +79,9 @@ impl User {
 ///
 /// Obtained from [`SessionStore::login`] (through [`User::actor`]) or
 /// [`SessionStore::verify_token`]. Every call that reads or changes a user's data takes one
-/// and is scoped to it, so passing another user's session id yields "not found".
+/// and is scoped to it, so passing another user's session id yields "not found". Admin
+/// calls re-check the role in the store, so a hand-made `Actor` claiming to be an admin gains
+/// nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     /// Whose data the call may touch.
@@ -94,7 +99,9 @@ pub struct NewUser {
     pub password: String,
     /// Optional email.
     pub email: Option<String>,
-    /// Requested role; the first user of a store is always an admin.
+    /// Requested role; the first user of a store is always an admin, and later users may
+    /// only ask for [`UserRole::User`] (an admin promotes them with
+    /// [`SessionStore::set_user_role`]).
     pub role: UserRole,
 }
 
@@ -109,6 +116,71 @@ impl fmt::Debug for NewUser {
     }
 }
 
+/// An access token and the refresh token that renews it.
+///
+/// The refresh token is single-use: [`SessionStore::refresh`] returns a new pair and retires
+/// the old refresh token; presenting a retired one again revokes every token descended from
+/// the same login. `Debug` hides both tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// A short-lived signed access token (JWT), sent as `Authorization: Bearer ...`.
+    pub access_token: String,
+    /// When the access token expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// A long-lived opaque token for [`SessionStore::refresh`]; the store keeps only its hash.
+    pub refresh_token: String,
+    /// When the refresh token expires.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &"<redacted>")
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// Which slice of a long list to return: skip `offset` items, return at most `limit`.
+///
+/// ```
+/// use modelforge_core::Page;
+/// let second = Page::first(20).next();
+/// assert_eq!((second.offset, second.limit), (20, 20));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u64,
+    /// Items to return, 1 to [`Page::MAX_LIMIT`].
+    pub limit: u32,
+}
+
+impl Page {
+    /// The largest page a store returns at once.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The first `limit` items.
+    pub const fn first(limit: u32) -> Self {
+        Self { offset: 0, limit }
+    }
+
+    /// The page after this one.
+    pub const fn next(self) -> Self {
+        Self { offset: self.offset + self.limit as u64, limit: self.limit }
+    }
+}
+
+impl Default for Page {
+    /// The first 50 items.
+    fn default() -> Self {
+        Self::first(50)
+    }
+}
+
 /// A chat session of one user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -116,7 +188,7 @@ pub struct Session {
     pub id: SessionId,
     /// Owner.
     pub user_id: UserId,
-    /// Title.
+    /// Title. Empty until the first user message names it (unless given or renamed).
     pub title: String,
     /// When it was made.
     pub created_at: DateTime<Utc>,
@@ -124,6 +196,33 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     /// How many messages it holds.
     pub message_count: u64,
+    /// The start of the newest message, for session lists.
+    pub last_message_preview: Option<String>,
+    /// Pinned sessions list before the others.
+    pub pinned: bool,
+    /// Archived sessions are listed only when asked for.
+    pub archived: bool,
+}
+
+/// What [`SessionStore::list_sessions`] returns: filters and the page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionQuery {
+    /// Only sessions whose title or any message contains this text (case-insensitive for
+    /// ASCII letters; `%` and `_` match themselves).
+    pub search: Option<String>,
+    /// List archived sessions instead of active ones.
+    pub archived: bool,
+    /// Which slice.
+    pub page: Page,
+}
+
+/// A page of sessions: pinned first, then most recently updated first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPage {
+    /// The sessions on this page.
+    pub sessions: Vec<Session>,
+    /// The query's page for the next slice, if there is more.
+    pub next: Option<Page>,
 }
 
 /// One stored message.
@@ -137,7 +236,10 @@ pub struct Message {
     pub role: Role,
     /// What was written.
     pub content: String,
-    /// When it was stored.
+    /// Its length in tokens, if the caller counted it.
+    pub token_count: Option<u32>,
+    /// When it was stored. Strictly increasing within a session, so time order is
+    /// insertion order.
     pub created_at: DateTime<Utc>,
 }
 
@@ -145,6 +247,15 @@ impl From<&Message> for ChatMessage {
     fn from(m: &Message) -> Self {
         ChatMessage::new(m.role, m.content.clone())
     }
+}
+
+/// A page of a session's messages, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    /// The messages on this page.
+    pub messages: Vec<Message>,
+    /// The page for the next slice, if there is more.
+    pub next: Option<Page>,
 }
 
 /// What kind of thing a memory records.
@@ -183,7 +294,8 @@ impl FromStr for MemoryKind {
     }
 }
 
-/// One entry of a user's knowledge base.
+/// One entry of a user's knowledge base: what retrieval and context assembly need.
+/// [`MemoryRecord`] adds the bookkeeping the store keeps beside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     /// Id.
@@ -211,62 +323,275 @@ pub struct NewMemory {
     pub source_session_id: Option<SessionId>,
 }
 
+/// The optional attributes of a new memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryDetails {
+    /// How sure the extractor was, from 0 to 1.
+    pub confidence: f32,
+    /// An embedding of the content, for similarity search; finite values only.
+    pub embedding: Option<Vec<f32>>,
+}
+
+impl Default for MemoryDetails {
+    /// Full confidence, no embedding.
+    fn default() -> Self {
+        Self { confidence: 1.0, embedding: None }
+    }
+}
+
+/// A stored memory with its bookkeeping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// The memory itself.
+    #[serde(flatten)]
+    pub memory: Memory,
+    /// How sure the extractor was, from 0 to 1.
+    pub confidence: f32,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Its embedding, if one was stored.
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// A change to a memory: fields left `None` stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryUpdate {
+    /// A new kind.
+    pub kind: Option<MemoryKind>,
+    /// A new statement.
+    pub content: Option<String>,
+    /// A new confidence.
+    pub confidence: Option<f32>,
+    /// A new embedding (`Some(None)` removes it).
+    pub embedding: Option<Option<Vec<f32>>>,
+}
+
+/// One session and its messages in a [`UserExport`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionExport {
+    /// The session.
+    pub session: Session,
+    /// Its messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// Everything a user has in a store, as written by [`SessionStore::export_user_data`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserExport {
+    /// The export format; [`UserExport::FORMAT_VERSION`] when written by this version.
+    pub format_version: u32,
+    /// When it was written.
+    pub exported_at: DateTime<Utc>,
+    /// The account (without any secret).
+    pub user: User,
+    /// Sessions with their messages.
+    pub sessions: Vec<SessionExport>,
+    /// Memories with their bookkeeping.
+    pub memories: Vec<MemoryRecord>,
+}
+
+impl UserExport {
+    /// The format written by this version.
+    pub const FORMAT_VERSION: u32 = 1;
+}
+
+/// What an import added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// Sessions created.
+    pub sessions: u64,
+    /// Messages created.
+    pub messages: u64,
+    /// Memories created.
+    pub memories: u64,
+}
+
 /// Persistent users, sessions, messages and memories, with authentication.
 ///
 /// Every method that reads or changes a user's data takes the acting user and is scoped to
 /// them: an id that belongs to someone else behaves exactly like an id that does not exist.
+/// Admin methods check in the store that the acting user is an enabled admin.
 pub trait SessionStore: Send + Sync {
-    /// Registers a user. The first user of a store becomes an admin.
+    /// Registers a user. The first user of a store becomes an admin; later users may only
+    /// register as [`UserRole::User`] ([`StoreError::PermissionDenied`] otherwise). Names,
+    /// passwords and emails are checked first ([`StoreError::InvalidInput`]).
     fn create_user(&self, new_user: &NewUser) -> Result<User, StoreError>;
 
-    /// Checks a password. Unknown users and wrong passwords give the same
-    /// [`StoreError::InvalidCredentials`].
+    /// Checks a password and records the login. Unknown users and wrong passwords give the
+    /// same [`StoreError::InvalidCredentials`] in about the same time. After repeated failures
+    /// the account answers [`StoreError::AccountLocked`] for a growing while; a disabled
+    /// account gives [`StoreError::AccountDisabled`] once the password is right.
     fn login(&self, username: &str, password: &str) -> Result<User, StoreError>;
 
-    /// Issues a signed access token for the acting user.
+    /// Issues a short-lived signed access token for the acting user.
     fn issue_token(&self, actor: &Actor) -> Result<String, StoreError>;
 
-    /// Verifies a token's signature and expiry and returns whom it speaks for.
+    /// Issues an access token and a new refresh token (the start of a new token family),
+    /// typically right after [`login`](Self::login).
+    fn issue_tokens(&self, actor: &Actor) -> Result<TokenPair, StoreError>;
+
+    /// Trades a refresh token for a new pair. The old refresh token is retired; presenting
+    /// it again revokes its whole family and fails with [`StoreError::InvalidToken`].
+    fn refresh(&self, refresh_token: &str) -> Result<TokenPair, StoreError>;
+
+    /// Logs out: revokes the refresh token's whole family. Unknown tokens are
+    /// [`StoreError::InvalidToken`].
+    fn logout(&self, refresh_token: &str) -> Result<(), StoreError>;
+
+    /// Verifies an access token's signature, algorithm, expiry, issuer and audience, and
+    /// that its user still exists, is enabled and has not revoked it; returns whom it speaks
+    /// for, with the role currently in the store.
     fn verify_token(&self, token: &str) -> Result<Actor, StoreError>;
 
     /// The acting user's own account.
     fn current_user(&self, actor: &Actor) -> Result<User, StoreError>;
 
-    /// Starts a new session.
+    /// Changes the acting user's password after checking the current one, and revokes all
+    /// their tokens (access and refresh).
+    fn change_password(
+        &self,
+        actor: &Actor,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes every access and refresh token of `user`: the user themselves or an admin.
+    fn revoke_tokens(&self, actor: &Actor, user: UserId) -> Result<(), StoreError>;
+
+    /// Deletes `user` with all their sessions, messages, memories and tokens: the user
+    /// themselves or an admin. The last enabled admin cannot be deleted.
+    fn delete_user(&self, actor: &Actor, user: UserId) -> Result<(), StoreError>;
+
+    /// All users, oldest account first. Admins only.
+    fn list_users(&self, actor: &Actor, page: Page) -> Result<Vec<User>, StoreError>;
+
+    /// Disables or enables `user`. Admins only; the last enabled admin cannot be disabled.
+    fn set_user_disabled(&self, actor: &Actor, user: UserId, disabled: bool) -> Result<User, StoreError>;
+
+    /// Changes `user`'s role. Admins only; the last enabled admin cannot be demoted.
+    fn set_user_role(&self, actor: &Actor, user: UserId, role: UserRole) -> Result<User, StoreError>;
+
+    /// Starts a new session. An empty title is filled in from the first user message.
     fn create_session(&self, actor: &Actor, title: &str) -> Result<Session, StoreError>;
 
-    /// The acting user's sessions, most recently updated first.
-    fn list_sessions(&self, actor: &Actor) -> Result<Vec<Session>, StoreError>;
+    /// A page of the acting user's sessions: pinned first, then most recently updated.
+    fn list_sessions(&self, actor: &Actor, query: &SessionQuery) -> Result<SessionPage, StoreError>;
 
     /// One session of the acting user.
     fn get_session(&self, actor: &Actor, id: SessionId) -> Result<Session, StoreError>;
 
-    /// Renames one of the acting user's sessions.
+    /// Renames one of the acting user's sessions (the title must not be blank).
     fn rename_session(&self, actor: &Actor, id: SessionId, title: &str) -> Result<Session, StoreError>;
+
+    /// Pins or unpins a session.
+    fn set_session_pinned(&self, actor: &Actor, id: SessionId, pinned: bool) -> Result<Session, StoreError>;
+
+    /// Archives or restores a session.
+    fn set_session_archived(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        archived: bool,
+    ) -> Result<Session, StoreError>;
 
     /// Deletes one of the acting user's sessions with its messages.
     fn delete_session(&self, actor: &Actor, id: SessionId) -> Result<(), StoreError>;
 
-    /// Appends a message to one of the acting user's sessions.
+    /// Appends a message to one of the acting user's sessions, with its length in tokens if
+    /// known.
     fn append_message(
         &self,
         actor: &Actor,
         session: SessionId,
         message: &ChatMessage,
+        token_count: Option<u32>,
     ) -> Result<Message, StoreError>;
 
-    /// A session's messages, oldest first.
+    /// All of a session's messages, oldest first.
     fn list_messages(&self, actor: &Actor, session: SessionId) -> Result<Vec<Message>, StoreError>;
 
-    /// Stores a memory for the acting user.
-    fn add_memory(&self, actor: &Actor, memory: &NewMemory) -> Result<Memory, StoreError>;
+    /// A page of a session's messages, oldest first.
+    fn list_messages_page(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        page: Page,
+    ) -> Result<MessagePage, StoreError>;
+
+    /// Deletes every message of the session that came after `message` (which stays), to
+    /// regenerate a reply or edit a turn. Returns how many were deleted.
+    fn delete_messages_after(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        message: MessageId,
+    ) -> Result<u64, StoreError>;
+
+    /// Stores a memory with its details for the acting user.
+    fn add_memory_record(
+        &self,
+        actor: &Actor,
+        memory: &NewMemory,
+        details: &MemoryDetails,
+    ) -> Result<MemoryRecord, StoreError>;
+
+    /// Stores a memory with full confidence and no embedding.
+    fn add_memory(&self, actor: &Actor, memory: &NewMemory) -> Result<Memory, StoreError> {
+        self.add_memory_record(actor, memory, &MemoryDetails::default()).map(|record| record.memory)
+    }
+
+    /// The acting user's memories with their details, oldest first.
+    fn list_memory_records(&self, actor: &Actor) -> Result<Vec<MemoryRecord>, StoreError>;
 
     /// The acting user's memories, oldest first.
-    fn list_memories(&self, actor: &Actor) -> Result<Vec<Memory>, StoreError>;
+    fn list_memories(&self, actor: &Actor) -> Result<Vec<Memory>, StoreError> {
+        Ok(self.list_memory_records(actor)?.into_iter().map(|record| record.memory).collect())
+    }
+
+    /// Changes a memory; `updated_at` moves, `created_at` stays.
+    fn update_memory_record(
+        &self,
+        actor: &Actor,
+        id: MemoryId,
+        update: &MemoryUpdate,
+    ) -> Result<MemoryRecord, StoreError>;
 
     /// Replaces a memory's content.
-    fn update_memory(&self, actor: &Actor, id: MemoryId, content: &str) -> Result<Memory, StoreError>;
+    fn update_memory(&self, actor: &Actor, id: MemoryId, content: &str) -> Result<Memory, StoreError> {
+        let update = MemoryUpdate { content: Some(content.to_owned()), ..MemoryUpdate::default() };
+        self.update_memory_record(actor, id, &update).map(|record| record.memory)
+    }
 
     /// Deletes a memory.
     fn delete_memory(&self, actor: &Actor, id: MemoryId) -> Result<(), StoreError>;
+
+    /// Everything the acting user has: account, sessions with messages, memories.
+    fn export_user_data(&self, actor: &Actor) -> Result<UserExport, StoreError>;
+
+    /// Adds an export's sessions, messages and memories to the acting user's data, with new
+    /// ids, all or nothing. The export's account details are not applied.
+    fn import_user_data(&self, actor: &Actor, export: &UserExport) -> Result<ImportSummary, StoreError>;
+
+    /// [`export_user_data`](Self::export_user_data) as pretty JSON bytes.
+    fn export_json(&self, actor: &Actor) -> Result<Vec<u8>, StoreError> {
+        let export = self.export_user_data(actor)?;
+        serde_json::to_vec_pretty(&export).map_err(|err| StoreError::Database {
+            context: format!("serializing the export of user {}", actor.user_id),
+            source: Box::new(err),
+        })
+    }
+
+    /// [`import_user_data`](Self::import_user_data) from JSON bytes. Bytes that are not UTF-8
+    /// or not an export are [`StoreError::InvalidInput`] and change nothing.
+    fn import_json(&self, actor: &Actor, json: &[u8]) -> Result<ImportSummary, StoreError> {
+        let text = std::str::from_utf8(json).map_err(|err| StoreError::InvalidInput {
+            field: "import",
+            reason: format!("not valid UTF-8 (at byte {})", err.valid_up_to()),
+        })?;
+        let export: UserExport = serde_json::from_str(text).map_err(|err| StoreError::InvalidInput {
+            field: "import",
+            reason: format!("not a ModelForge export: {err}"),
+        })?;
+        self.import_user_data(actor, &export)
+    }
 }

@@ -52,7 +52,7 @@ impl LoadedModel for Echo {
                 break;
             }
         }
-        let usage = Usage { prompt_tokens: self.count_tokens(prompt)? as u32, completion_tokens: 0 };
+        let usage = Usage { prompt_tokens: self.count_tokens(prompt)? as u32, ..Usage::default() };
         Ok(Generation { text, finish_reason, usage })
     }
 }
@@ -135,6 +135,14 @@ impl ModelHub for EmptyHub {
     fn cached(&self) -> Result<Vec<CachedModel>, HubError> {
         Ok(Vec::new())
     }
+    fn pull(
+        &self,
+        reference: &str,
+        _on_progress: &mut dyn FnMut(Progress),
+        _cancel: &CancelToken,
+    ) -> Result<CachedModel, HubError> {
+        Err(HubError::NotFound { what: "model", name: reference.into() })
+    }
 }
 
 #[test]
@@ -147,6 +155,7 @@ fn the_other_traits_are_object_safe() {
     let cancel = CancelToken::new();
     cancel.cancel();
     assert!(matches!(hub.download("a/b", "c", &mut |_| {}, &cancel), Err(HubError::Cancelled)));
+    assert!(matches!(hub.pull("a/b", &mut |_| {}, &cancel), Err(HubError::NotFound { what: "model", .. })));
     // SessionStore is implemented in modelforge-store; holding it proves object safety.
     let store: Option<Arc<dyn SessionStore>> = None;
     assert!(store.is_none());

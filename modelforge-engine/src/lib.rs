@@ -5,6 +5,10 @@
 //! maps it, renders the model's own chat template with minijinja ([`ChatTemplate`]), and
 //! streams UTF-8-safe pieces through a callback that can stop generation at any time.
 //!
+//! The `candle` feature (on by default) runs llama-family GGUF and safetensors models in pure
+//! Rust ([`CandleBackend`]) and embeds text with BERT-family models ([`BertEmbedder`]). Both
+//! backends share the chat template and the streaming text pipeline ([`stream`]).
+//!
 //! Generation is push-style (see [`modelforge_core::PieceCallback`]): the backend drives the
 //! token loop because that is where llama.cpp's batching and sampling live, and a callback is
 //! all a CLI, a test or an SSE stream needs. Stop strings are matched across pieces and never
@@ -26,15 +30,25 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod chat_template;
 pub mod stop;
+pub mod stream;
 pub mod utf8;
+
+#[cfg(feature = "candle")]
+pub mod candle;
 
 #[cfg(feature = "llama-cpp")]
 mod llama;
 #[cfg(feature = "llama-cpp")]
 mod sampling;
 
+pub use bench::{Bench, BenchConfig, BenchReport};
+#[cfg(feature = "candle")]
+pub use candle::{BertEmbedder, CandleBackend, CandleModel, MiniLmEmbedder};
 pub use chat_template::{ChatTemplate, FALLBACK_TEMPLATE};
 #[cfg(feature = "llama-cpp")]
-pub use llama::{DEFAULT_BATCH_SIZE, DEFAULT_CONTEXT_LENGTH, LlamaCppBackend, LlamaCppModel};
+pub use llama::{
+    DEFAULT_BATCH_SIZE, DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_SEQUENCES, LlamaCppBackend, LlamaCppModel,
+};

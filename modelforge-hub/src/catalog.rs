@@ -223,6 +223,22 @@ impl ModelHub for LocalCatalog {
     fn cached(&self) -> Result<Vec<CachedModel>, HubError> {
         Ok(self.scan()?.into_iter().map(|e| e.model).collect())
     }
+
+    /// Finds `reference` with [`resolve`](Self::resolve): a local catalogue fetches nothing, so
+    /// progress is reported once, complete.
+    fn pull(
+        &self,
+        reference: &str,
+        on_progress: &mut dyn FnMut(Progress),
+        cancel: &CancelToken,
+    ) -> Result<CachedModel, HubError> {
+        if cancel.is_cancelled() {
+            return Err(HubError::Cancelled);
+        }
+        let model = self.resolve(reference)?;
+        on_progress(Progress { downloaded: model.size_bytes, total: Some(model.size_bytes) });
+        Ok(model)
+    }
 }
 
 /// The best catalogue match for `reference`, if there is exactly one.

@@ -5,8 +5,10 @@ use std::sync::Mutex;
 
 use chrono::Utc;
 use modelforge_core::{
-    Actor, ChatMessage, Memory, MemoryError, MemoryExtractor, MemoryId, MemoryKind, MemoryOp, Message,
-    NewMemory, NewUser, Session, SessionId, SessionStore, StoreError, User, UserId, UserRole,
+    Actor, ChatMessage, ImportSummary, Memory, MemoryDetails, MemoryError, MemoryExtractor, MemoryId,
+    MemoryKind, MemoryOp, MemoryRecord, MemoryUpdate, Message, MessageId, MessagePage, NewMemory, NewUser,
+    Page, Session, SessionId, SessionPage, SessionQuery, SessionStore, StoreError, TokenPair, User,
+    UserExport, UserId, UserRole,
 };
 use modelforge_memory::{RuleExtractor, apply_ops};
 
@@ -44,8 +46,72 @@ impl SessionStore for MemoryOnlyStore {
     fn create_session(&self, _: &Actor, _: &str) -> Result<Session, StoreError> {
         unsupported("create_session")
     }
-    fn list_sessions(&self, _: &Actor) -> Result<Vec<Session>, StoreError> {
+    fn issue_tokens(&self, _: &Actor) -> Result<TokenPair, StoreError> {
+        unsupported("issue_tokens")
+    }
+    fn refresh(&self, _: &str) -> Result<TokenPair, StoreError> {
+        unsupported("refresh")
+    }
+    fn logout(&self, _: &str) -> Result<(), StoreError> {
+        unsupported("logout")
+    }
+    fn change_password(&self, _: &Actor, _: &str, _: &str) -> Result<(), StoreError> {
+        unsupported("change_password")
+    }
+    fn revoke_tokens(&self, _: &Actor, _: UserId) -> Result<(), StoreError> {
+        unsupported("revoke_tokens")
+    }
+    fn delete_user(&self, _: &Actor, _: UserId) -> Result<(), StoreError> {
+        unsupported("delete_user")
+    }
+    fn list_users(&self, _: &Actor, _: Page) -> Result<Vec<User>, StoreError> {
+        unsupported("list_users")
+    }
+    fn set_user_disabled(&self, _: &Actor, _: UserId, _: bool) -> Result<User, StoreError> {
+        unsupported("set_user_disabled")
+    }
+    fn set_user_role(&self, _: &Actor, _: UserId, _: UserRole) -> Result<User, StoreError> {
+        unsupported("set_user_role")
+    }
+    fn list_sessions(&self, _: &Actor, _: &SessionQuery) -> Result<SessionPage, StoreError> {
         unsupported("list_sessions")
+    }
+    fn set_session_pinned(&self, _: &Actor, _: SessionId, _: bool) -> Result<Session, StoreError> {
+        unsupported("set_session_pinned")
+    }
+    fn set_session_archived(&self, _: &Actor, _: SessionId, _: bool) -> Result<Session, StoreError> {
+        unsupported("set_session_archived")
+    }
+    fn list_messages_page(&self, _: &Actor, _: SessionId, _: Page) -> Result<MessagePage, StoreError> {
+        unsupported("list_messages_page")
+    }
+    fn delete_messages_after(&self, _: &Actor, _: SessionId, _: MessageId) -> Result<u64, StoreError> {
+        unsupported("delete_messages_after")
+    }
+    fn add_memory_record(
+        &self,
+        _: &Actor,
+        _: &NewMemory,
+        _: &MemoryDetails,
+    ) -> Result<MemoryRecord, StoreError> {
+        unsupported("add_memory_record")
+    }
+    fn list_memory_records(&self, _: &Actor) -> Result<Vec<MemoryRecord>, StoreError> {
+        unsupported("list_memory_records")
+    }
+    fn update_memory_record(
+        &self,
+        _: &Actor,
+        _: MemoryId,
+        _: &MemoryUpdate,
+    ) -> Result<MemoryRecord, StoreError> {
+        unsupported("update_memory_record")
+    }
+    fn export_user_data(&self, _: &Actor) -> Result<UserExport, StoreError> {
+        unsupported("export_user_data")
+    }
+    fn import_user_data(&self, _: &Actor, _: &UserExport) -> Result<ImportSummary, StoreError> {
+        unsupported("import_user_data")
     }
     fn get_session(&self, _: &Actor, _: SessionId) -> Result<Session, StoreError> {
         unsupported("get_session")
@@ -56,7 +122,13 @@ impl SessionStore for MemoryOnlyStore {
     fn delete_session(&self, _: &Actor, _: SessionId) -> Result<(), StoreError> {
         unsupported("delete_session")
     }
-    fn append_message(&self, _: &Actor, _: SessionId, _: &ChatMessage) -> Result<Message, StoreError> {
+    fn append_message(
+        &self,
+        _: &Actor,
+        _: SessionId,
+        _: &ChatMessage,
+        _: Option<u32>,
+    ) -> Result<Message, StoreError> {
         unsupported("append_message")
     }
     fn list_messages(&self, _: &Actor, _: SessionId) -> Result<Vec<Message>, StoreError> {

@@ -3,9 +3,14 @@
 //! Only HS256 is accepted: pinning one algorithm rules out algorithm-confusion attacks
 //! (`alg: none`, or an RS256 public key reused as an HMAC secret). Expiry is checked with
 //! zero leeway, and the issuer and audience must match exactly.
+//!
+//! A token also carries the user's token version (`ver`) at the time it was issued. Password
+//! changes and revocations bump the version in the store, which makes every older token fail
+//! verification before it expires.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use modelforge_core::{Actor, StoreError, UserId, UserRole};
@@ -34,6 +39,17 @@ struct Claims {
     iss: String,
     /// Audience.
     aud: String,
+    /// The user's token version when the token was issued.
+    ver: i64,
+}
+
+/// What a verified token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verified {
+    /// The user and the role they had when the token was issued.
+    pub actor: Actor,
+    /// The token version it was issued under.
+    pub token_version: i64,
 }
 
 /// Issues and verifies access tokens with one HMAC key.
@@ -65,9 +81,15 @@ impl TokenKeys {
         })
     }
 
-    /// A token for `actor` that expires after the configured lifetime.
-    pub(crate) fn issue(&self, actor: &Actor) -> Result<String, StoreError> {
+    /// A token for `actor` under `token_version` and when it expires (after the configured
+    /// lifetime).
+    pub(crate) fn issue(
+        &self,
+        actor: &Actor,
+        token_version: i64,
+    ) -> Result<(String, DateTime<Utc>), StoreError> {
         let iat = unix_now();
+        let exp = iat.saturating_add(self.ttl.as_secs());
         let claims = Claims {
             sub: actor.user_id.to_string(),
             role: actor.role.as_str().to_owned(),
@@ -75,14 +97,17 @@ impl TokenKeys {
             exp: iat.saturating_add(self.ttl.as_secs()),
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
+            ver: token_version,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|err| invalid(format!("cannot sign the token: {err}")))
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|err| invalid(format!("cannot sign the token: {err}")))?;
+        let expires_at = i64::try_from(exp).ok().and_then(|exp| DateTime::from_timestamp(exp, 0));
+        Ok((token, expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC)))
     }
 
     /// The actor a token speaks for, if its signature, algorithm, expiry, issuer and
     /// audience all check out.
-    pub(crate) fn verify(&self, token: &str) -> Result<Actor, StoreError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Verified, StoreError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid("token is too long"));
         }
@@ -95,7 +120,7 @@ impl TokenKeys {
         }
         let user_id: UserId = claims.sub.parse().map_err(|_| invalid("subject is not a user id"))?;
         let role: UserRole = claims.role.parse().map_err(|_| invalid("unknown role"))?;
-        Ok(Actor { user_id, role })
+        Ok(Verified { actor: Actor { user_id, role }, token_version: claims.ver })
     }
 }
 
@@ -136,7 +161,7 @@ mod tests {
         Actor { user_id: UserId::new(), role: UserRole::User }
     }
 
-    fn reason_of(result: Result<Actor, StoreError>) -> String {
+    fn reason_of(result: Result<Verified, StoreError>) -> String {
         match result {
             Err(StoreError::InvalidToken { reason }) => reason,
             other => panic!("expected InvalidToken, got {other:?}"),
@@ -147,13 +172,16 @@ mod tests {
     fn round_trip() {
         let keys = keys(&[1; 32], StoreOptions::DEFAULT_ACCESS_TOKEN_TTL);
         let actor = actor();
-        assert_eq!(keys.verify(&keys.issue(&actor).unwrap()).unwrap(), actor);
+        let (token, expires_at) = keys.issue(&actor, 3).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), Verified { actor, token_version: 3 });
+        let ttl = (expires_at - Utc::now()).num_seconds();
+        assert!((890..=900).contains(&ttl), "{ttl}");
     }
 
     #[test]
     fn a_zero_lifetime_token_is_already_expired() {
         let keys = keys(&[1; 32], Duration::ZERO);
-        let token = keys.issue(&actor()).unwrap();
+        let token = keys.issue(&actor(), 0).unwrap().0;
         assert_eq!(reason_of(keys.verify(&token)), "token has expired");
     }
 
@@ -161,13 +189,13 @@ mod tests {
     fn another_key_or_issuer_is_refused() {
         let ours = keys(&[1; 32], StoreOptions::DEFAULT_ACCESS_TOKEN_TTL);
         let theirs = keys(&[2; 32], StoreOptions::DEFAULT_ACCESS_TOKEN_TTL);
-        let token = theirs.issue(&actor()).unwrap();
+        let token = theirs.issue(&actor(), 0).unwrap().0;
         assert_eq!(reason_of(ours.verify(&token)), "signature does not match");
 
         let mut options = StoreOptions::with_secret(vec![1; 32]);
         options.issuer = "someone-else".to_owned();
         let other_issuer = TokenKeys::new(&options).unwrap();
-        let token = other_issuer.issue(&actor()).unwrap();
+        let token = other_issuer.issue(&actor(), 0).unwrap().0;
         assert_eq!(reason_of(ours.verify(&token)), "wrong issuer");
     }
 

@@ -1,15 +1,21 @@
 //! Persistent users, sessions, messages and memories for ModelForge, with authentication.
 //!
 //! This crate implements [`modelforge_core::SessionStore`] on top of diesel. The embedded
-//! default is [`SqliteStore`] (feature `sqlite`, on by default): one file in WAL mode, schema
-//! migrations compiled in and applied on open. A `postgres` feature for several server
-//! replicas sharing one database will sit beside it, each backend behind its own feature so
-//! users compile only the driver they use.
+//! default is `SqliteStore` (feature `sqlite`, on by default): one file in WAL mode, schema
+//! migrations compiled in and applied on open. `PgStore` (feature `postgres`) serves several
+//! server replicas sharing one PostgreSQL database. Each backend sits behind its own feature
+//! so users compile only the driver they use; both behave the same, and one test suite runs
+//! against both.
+//!
+//! The two backends share everything but the driver: input rules ([`limits`]), password
+//! hashing, token signing, permissions and even the query code, which is written once and
+//! compiled for each connection type (see `src/queries/mod.rs`).
 //!
 //! Authentication lives here too, because it is bound to the user table: passwords are
-//! hashed with argon2id, logins of unknown users cost the same as wrong passwords, and
-//! access tokens are short-lived HS256 JWTs signed with a per-installation key (see
-//! [`load_or_create_secret`]).
+//! hashed with argon2id, logins of unknown users cost the same as wrong passwords, repeated
+//! failures lock an account with growing waits ([`LockoutPolicy`]), access tokens are
+//! short-lived HS256 JWTs signed with a per-installation key (see [`load_or_create_secret`]),
+//! and refresh tokens rotate on every use and are stored only as hashes.
 //!
 //! The central design decision is that every data call takes the acting user
 //! ([`Actor`](modelforge_core::Actor)) and every query filters by it. There is no "get
@@ -40,7 +46,7 @@
 //! let actor = store.verify_token(&token)?;
 //!
 //! let session = store.create_session(&actor, "Trip planning")?;
-//! store.append_message(&actor, session.id, &ChatMessage::user("Where should I go in May?"))?;
+//! store.append_message(&actor, session.id, &ChatMessage::user("Where should I go in May?"), Some(9))?;
 //! let messages = store.list_messages(&actor, session.id)?;
 //! assert_eq!(messages[0].content, "Where should I go in May?");
 //! # Ok(())
@@ -50,19 +56,28 @@
 //! ```
 #![deny(missing_docs)]
 // Password hashing, tokens and input rules are shared by the backends; with no backend
-// feature enabled nothing calls them yet.
-#![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+// feature enabled nothing calls them.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
+mod embedding;
 mod jwt;
 pub mod limits;
 mod options;
 mod password;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod refresh;
 mod secret;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod text;
 
 pub use jwt::AUDIENCE;
-pub use options::StoreOptions;
+pub use options::{LockoutPolicy, StoreOptions};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use secret::{SECRET_FILE_NAME, load_or_create_secret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

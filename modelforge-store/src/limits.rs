@@ -3,7 +3,7 @@
 //! Values are checked up front so a rejected call writes nothing and the caller gets a
 //! [`StoreError::InvalidInput`] naming the field, instead of a database error.
 
-use modelforge_core::StoreError;
+use modelforge_core::{Page, StoreError};
 
 /// Shortest username, in characters.
 pub const USERNAME_MIN_CHARS: usize = 3;
@@ -21,6 +21,14 @@ pub const TITLE_MAX_CHARS: usize = 200;
 pub const MESSAGE_MAX_BYTES: usize = 1 << 20;
 /// Largest memory content, in bytes (4 KiB).
 pub const MEMORY_MAX_BYTES: usize = 4 << 10;
+/// Most dimensions of a memory's embedding.
+pub const EMBEDDING_MAX_DIMS: usize = 4096;
+/// Longest session search text, in characters.
+pub const SEARCH_MAX_CHARS: usize = 200;
+
+/// The most common passwords (lowercase, one a line, `#` comments), refused at registration
+/// and password change whatever their case.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> StoreError {
     StoreError::InvalidInput { field, reason: reason.into() }
@@ -45,13 +53,31 @@ pub(crate) fn check_username(username: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// At least 8 characters, at most 1 KiB. The password itself never appears in the error.
+/// At least 8 characters, at most 1 KiB, not one of the most common passwords. The password
+/// itself never appears in the error.
 pub(crate) fn check_password(password: &str) -> Result<(), StoreError> {
     if password.chars().count() < PASSWORD_MIN_CHARS {
         return Err(invalid("password", format!("must be at least {PASSWORD_MIN_CHARS} characters long")));
     }
     if password.len() > PASSWORD_MAX_BYTES {
         return Err(invalid("password", format!("must be at most {PASSWORD_MAX_BYTES} bytes long")));
+    }
+    if is_common_password(password) {
+        return Err(invalid("password", "is one of the most commonly used passwords; choose another"));
+    }
+    Ok(())
+}
+
+/// Whether `password`, ignoring case, is on the embedded list of common passwords.
+pub fn is_common_password(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    COMMON_PASSWORDS.lines().filter(|line| !line.starts_with('#')).any(|common| common == lower)
+}
+
+/// PostgreSQL cannot store NUL in text, so no backend accepts it: one behaviour everywhere.
+fn check_no_nul(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(invalid(field, "must not contain NUL characters"));
     }
     Ok(())
 }
@@ -66,13 +92,13 @@ pub(crate) fn check_email(email: Option<&str>) -> Result<(), StoreError> {
         .split_once('@')
         .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
         && !email.chars().any(char::is_whitespace);
-    if !plausible {
-        return Err(invalid("email", format!("`{email}` is not an email address")));
+    if !plausible || email.chars().any(char::is_control) {
+        return Err(invalid("email", format!("{email:?} is not an email address")));
     }
     Ok(())
 }
 
-/// At most 200 characters.
+/// At most 200 characters. Empty is allowed: the first user message fills it in.
 pub(crate) fn check_title(title: &str) -> Result<(), StoreError> {
     let chars = title.chars().count();
     if chars > TITLE_MAX_CHARS {
@@ -80,6 +106,59 @@ pub(crate) fn check_title(title: &str) -> Result<(), StoreError> {
             "title",
             format!("must be at most {TITLE_MAX_CHARS} characters long, got {chars}"),
         ));
+    }
+    check_no_nul("title", title)
+}
+
+/// A title given by renaming: like [`check_title`], but not blank.
+pub(crate) fn check_new_title(title: &str) -> Result<(), StoreError> {
+    if title.trim().is_empty() {
+        return Err(invalid("title", "must not be blank"));
+    }
+    check_title(title)
+}
+
+/// Session search text: not blank, at most 200 characters.
+pub(crate) fn check_search(search: &str) -> Result<(), StoreError> {
+    let chars = search.chars().count();
+    if search.trim().is_empty() || chars > SEARCH_MAX_CHARS {
+        return Err(invalid(
+            "search",
+            format!("must be 1 to {SEARCH_MAX_CHARS} characters long, got {chars}"),
+        ));
+    }
+    check_no_nul("search", search)
+}
+
+/// A page of 1 to [`Page::MAX_LIMIT`] items, at an offset the databases can represent.
+pub(crate) fn check_page(page: Page) -> Result<(), StoreError> {
+    if page.limit == 0 || page.limit > Page::MAX_LIMIT {
+        return Err(invalid("limit", format!("must be 1 to {}, got {}", Page::MAX_LIMIT, page.limit)));
+    }
+    if i64::try_from(page.offset).is_err() {
+        return Err(invalid("offset", format!("{} is too large", page.offset)));
+    }
+    Ok(())
+}
+
+/// A confidence from 0 to 1.
+pub(crate) fn check_confidence(confidence: f32) -> Result<(), StoreError> {
+    if !(0.0..=1.0).contains(&confidence) {
+        return Err(invalid("confidence", format!("must be from 0 to 1, got {confidence}")));
+    }
+    Ok(())
+}
+
+/// 1 to 4096 finite values.
+pub(crate) fn check_embedding(embedding: &[f32]) -> Result<(), StoreError> {
+    if embedding.is_empty() || embedding.len() > EMBEDDING_MAX_DIMS {
+        return Err(invalid(
+            "embedding",
+            format!("must have 1 to {EMBEDDING_MAX_DIMS} dimensions, got {}", embedding.len()),
+        ));
+    }
+    if let Some(index) = embedding.iter().position(|v| !v.is_finite()) {
+        return Err(invalid("embedding", format!("value {index} is not a finite number")));
     }
     Ok(())
 }
@@ -92,7 +171,7 @@ pub(crate) fn check_message(content: &str) -> Result<(), StoreError> {
             format!("must be at most {MESSAGE_MAX_BYTES} bytes, got {}", content.len()),
         ));
     }
-    Ok(())
+    check_no_nul("message content", content)
 }
 
 /// Not blank, at most 4 KiB.
@@ -106,7 +185,7 @@ pub(crate) fn check_memory(content: &str) -> Result<(), StoreError> {
             format!("must be at most {MEMORY_MAX_BYTES} bytes, got {}", content.len()),
         ));
     }
-    Ok(())
+    check_no_nul("memory content", content)
 }
 
 #[cfg(test)]
@@ -132,8 +211,11 @@ mod tests {
 
     #[test]
     fn passwords() {
-        assert!(check_password("12345678").is_ok());
+        assert!(check_password("correct horse").is_ok());
         assert!(check_password("pässwörd").is_ok(), "counted in characters, not bytes");
+        for common in ["12345678", "password1", "PassWord1", "iloveyou", "qwertyuiop"] {
+            assert_eq!(field_of(check_password(common)), "password", "{common}");
+        }
         assert_eq!(field_of(check_password("1234567")), "password");
         assert_eq!(field_of(check_password(&"x".repeat(PASSWORD_MAX_BYTES + 1))), "password");
         let err = check_password("short").unwrap_err().to_string();
@@ -159,5 +241,30 @@ mod tests {
         assert_eq!(field_of(check_memory("  ")), "memory content");
         assert!(check_memory(&"m".repeat(MEMORY_MAX_BYTES)).is_ok());
         assert_eq!(field_of(check_memory(&"m".repeat(MEMORY_MAX_BYTES + 1))), "memory content");
+        assert_eq!(field_of(check_message("a\0b")), "message content");
+        assert_eq!(field_of(check_new_title("  ")), "title");
+        assert!(check_title("").is_ok());
+    }
+
+    #[test]
+    fn the_common_password_list_is_embedded() {
+        let listed = COMMON_PASSWORDS.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(listed >= 500, "{listed}");
+        assert!(is_common_password("Trustno1"));
+        assert!(!is_common_password("correct horse battery staple"));
+    }
+
+    #[test]
+    fn pages_confidences_and_embeddings() {
+        assert!(check_page(Page::default()).is_ok());
+        assert_eq!(field_of(check_page(Page::first(0))), "limit");
+        assert_eq!(field_of(check_page(Page::first(Page::MAX_LIMIT + 1))), "limit");
+        assert_eq!(field_of(check_page(Page { offset: u64::MAX, limit: 1 })), "offset");
+        assert!(check_confidence(0.5).is_ok());
+        assert_eq!(field_of(check_confidence(f32::NAN)), "confidence");
+        assert_eq!(field_of(check_confidence(1.5)), "confidence");
+        assert!(check_embedding(&[0.1, -2.0]).is_ok());
+        assert_eq!(field_of(check_embedding(&[])), "embedding");
+        assert_eq!(field_of(check_embedding(&[f32::INFINITY])), "embedding");
     }
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use modelforge_core::StoreError;
 
-/// Settings shared by every store backend: how access tokens are signed and how long they live.
+/// Settings shared by every store backend: how tokens are signed and how long they live, and
+/// how failed logins are throttled.
 ///
 /// There is deliberately no `Default`: a store must never sign tokens with an empty or
 /// guessable key. Use [`StoreOptions::with_secret`] with a key from
@@ -19,6 +20,48 @@ pub struct StoreOptions {
     pub access_token_ttl: Duration,
     /// The `iss` claim written into tokens and required of tokens presented back.
     pub issuer: String,
+    /// How long a refresh token stays valid after it is issued.
+    pub refresh_token_ttl: Duration,
+    /// When repeated failed logins lock an account, and for how long.
+    pub lockout: LockoutPolicy,
+}
+
+/// Throttling of password guessing: after `max_failures` failed logins in a row an account
+/// refuses logins for `base_delay`, doubling with each further failure up to `max_delay`. A
+/// successful login resets the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failed logins in a row before the first wait (5 by default).
+    pub max_failures: u32,
+    /// The first wait (30 s by default).
+    pub base_delay: Duration,
+    /// The longest wait (1 h by default).
+    pub max_delay: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self { max_failures: 5, base_delay: Duration::from_secs(30), max_delay: Duration::from_secs(3600) }
+    }
+}
+
+impl LockoutPolicy {
+    /// How long an account waits after `failures` failed logins in a row, if at all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelforge_store::LockoutPolicy;
+    /// let policy = LockoutPolicy::default();
+    /// assert_eq!(policy.delay_after(4), None);
+    /// assert_eq!(policy.delay_after(5), Some(Duration::from_secs(30)));
+    /// assert_eq!(policy.delay_after(6), Some(Duration::from_secs(60)));
+    /// assert_eq!(policy.delay_after(60), Some(Duration::from_secs(3600)));
+    /// ```
+    pub fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let beyond = failures.checked_sub(self.max_failures.max(1))?;
+        let factor = 1_u32.checked_shl(beyond.min(31)).unwrap_or(u32::MAX);
+        Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
+    }
 }
 
 impl StoreOptions {
@@ -26,10 +69,12 @@ impl StoreOptions {
     pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
     /// The default issuer, `modelforge`.
     pub const DEFAULT_ISSUER: &'static str = "modelforge";
+    /// The default lifetime of a refresh token: 30 days.
+    pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
     /// The shortest accepted signing key, in bytes (256 bits, the HS256 output size).
     pub const MIN_SECRET_LEN: usize = 32;
 
-    /// Options with the given signing key and the default lifetime and issuer.
+    /// Options with the given signing key and the default lifetimes, issuer and lockout.
     ///
     /// The key is checked when a store is opened: shorter than
     /// [`MIN_SECRET_LEN`](Self::MIN_SECRET_LEN) bytes is [`StoreError::InvalidInput`].
@@ -38,6 +83,8 @@ impl StoreOptions {
             jwt_secret: secret,
             access_token_ttl: Self::DEFAULT_ACCESS_TOKEN_TTL,
             issuer: Self::DEFAULT_ISSUER.to_owned(),
+            refresh_token_ttl: Self::DEFAULT_REFRESH_TOKEN_TTL,
+            lockout: LockoutPolicy::default(),
         }
     }
 
@@ -69,6 +116,8 @@ impl fmt::Debug for StoreOptions {
             .field("jwt_secret", &format_args!("<{} bytes redacted>", self.jwt_secret.len()))
             .field("access_token_ttl", &self.access_token_ttl)
             .field("issuer", &self.issuer)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("lockout", &self.lockout)
             .finish()
     }
 }

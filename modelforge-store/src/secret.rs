@@ -22,8 +22,7 @@ const NEW_SECRET_LEN: usize = 64;
 /// The directory is created if needed. An existing file shorter than
 /// [`StoreOptions::MIN_SECRET_LEN`] bytes is refused rather than silently replaced.
 ///
-/// I/O failures are reported as [`StoreError::Database`] naming the file, since the key is
-/// part of the store's persistent state.
+/// I/O failures are reported as [`StoreError::Io`] naming the file.
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, StoreError> {
     let path = data_dir.join(SECRET_FILE_NAME);
     match fs::read(&path) {
@@ -83,7 +82,7 @@ fn write_new(path: &Path, secret: &[u8]) -> io::Result<()> {
 }
 
 fn io_error(context: String, err: io::Error) -> StoreError {
-    StoreError::Database { context, source: Box::new(err) }
+    StoreError::Io { context, source: err }
 }
 
 #[cfg(test)]

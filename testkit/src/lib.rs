@@ -3,6 +3,10 @@
 //! Test models are fetched by `scripts/test-models` into `~/.cache/modelforge/test-models`
 //! (or `MODELFORGE_TEST_MODELS`). A test that needs one fails with instructions when it is
 //! missing: a missing model is never a silent skip.
+//!
+//! [`hub_server`] is a local stand-in for the Hugging Face Hub, for the hub client's tests.
+
+pub mod hub_server;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -64,36 +63,77 @@ pub fn write(dir: &Path, relative: &str, bytes: &[u8]) -> PathBuf {
 
 /// Runs `f` and returns its result with every warning logged on this thread meanwhile.
 pub fn capture_warnings<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let warnings = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = WarningCapture { warnings: Arc::clone(&warnings) };
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let warnings = warnings.lock().expect("not poisoned").clone();
-    (result, warnings)
+    capture(false, f)
 }
 
-struct WarningCapture {
-    warnings: Arc<Mutex<Vec<String>>>,
+/// Runs `f` and returns its result with every event and span field logged on this thread
+/// meanwhile, at every level.
+pub fn capture_all_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    capture(true, f)
 }
 
-impl tracing::Subscriber for WarningCapture {
+thread_local! {
+    /// Where this thread's capture goes, and whether it keeps every level.
+    static CAPTURE: std::cell::RefCell<Option<(Vec<String>, bool)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// One global subscriber that hands each thread's records to that thread's capture. A
+/// scoped subscriber per test (`with_default`) loses records now and then: tracing caches
+/// whether a callsite is interesting, and a test running at the same time without a
+/// subscriber can make it cache "never".
+fn capture<T>(everything: bool, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(ThreadCapture).expect("no other global subscriber in tests");
+    });
+    CAPTURE.with(|c| *c.borrow_mut() = Some((Vec::new(), everything)));
+    let result = f();
+    let lines = CAPTURE.with(|c| c.borrow_mut().take()).map(|(lines, _)| lines).unwrap_or_default();
+    (result, lines)
+}
+
+fn keep(level: Level, line: impl FnOnce() -> String) {
+    CAPTURE.with(|c| {
+        if let Some((lines, everything)) = c.borrow_mut().as_mut()
+            && (*everything || level == Level::WARN)
+        {
+            lines.push(line());
+        }
+    });
+}
+
+struct ThreadCapture;
+
+impl tracing::Subscriber for ThreadCapture {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
 
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
+    fn new_span(&self, attributes: &Attributes<'_>) -> Id {
+        keep(*attributes.metadata().level(), || {
+            let mut line = Fields(format!("span {}: ", attributes.metadata().name()));
+            attributes.record(&mut line);
+            line.0
+        });
         Id::from_u64(1)
     }
 
-    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        keep(Level::TRACE, || {
+            let mut line = Fields(String::new());
+            values.record(&mut line);
+            line.0
+        });
+    }
 
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        if *event.metadata().level() == Level::WARN {
+        keep(*event.metadata().level(), || {
             let mut line = Fields(String::new());
             event.record(&mut line);
-            self.warnings.lock().expect("not poisoned").push(line.0);
-        }
+            line.0
+        });
     }
 
     fn enter(&self, _: &Id) {}

@@ -1,34 +1,87 @@
-//! Helpers shared by the integration tests: a store in a temporary directory, users, raw
-//! access to the database file, and token crafting.
-// Each test file uses a different subset.
+//! The test harness: a fresh store on SQLite (a temporary file) or PostgreSQL (a scratch
+//! schema on the local server), raw access to its tables, and token crafting.
+// Each test uses a different subset.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use modelforge_core::{Actor, NewUser, SessionStore, User, UserRole};
-use modelforge_store::{SqliteStore, StoreOptions};
+use modelforge_store::{PgStore, SqliteStore, StoreOptions};
 use tempfile::TempDir;
 
 /// The signing key of test stores.
 pub const SECRET: &[u8] = b"test-secret-0123456789abcdef-0123456789";
 
-/// A store in its own temporary directory, removed on drop.
+/// The PostgreSQL server the tests use; `.ci/run` makes sure it is up.
+pub fn postgres_url() -> String {
+    std::env::var("MODELFORGE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Makes a fresh, empty store.
+pub type Factory = fn() -> TestStore;
+
+/// Where a test store's data lives.
+enum Location {
+    Sqlite { dir: TempDir, path: PathBuf },
+    Postgres { url: String, schema: String },
+}
+
+/// A fresh store and a way to reach its tables directly.
 pub struct TestStore {
-    pub store: SqliteStore,
-    pub dir: TempDir,
+    pub store: Box<dyn SessionStore>,
+    location: Location,
+}
+
+/// A store in a new SQLite file, removed on drop.
+pub fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join("store.db");
+    let store = SqliteStore::open(&path, options()).unwrap();
+    TestStore { store: Box::new(store), location: Location::Sqlite { dir, path } }
+}
+
+/// A store in a new schema of the local PostgreSQL server, dropped on drop. Panics with a
+/// clear message when the server is unreachable: these tests must fail, not skip.
+pub fn postgres() -> TestStore {
+    let url = postgres_url();
+    let store = PgStore::open_scratch(&url, options()).unwrap_or_else(|err| {
+        panic!(
+            "PostgreSQL is required for these tests but {url} is unusable: {err} ({:?}). Start the \
+             server (`.ci/run` does) or point MODELFORGE_TEST_POSTGRES_URL at one.",
+            std::error::Error::source(&err).map(ToString::to_string)
+        )
+    });
+    let schema = store.schema().unwrap().to_owned();
+    TestStore { store: Box::new(store), location: Location::Postgres { url, schema } }
+}
+
+pub fn options() -> StoreOptions {
+    StoreOptions::with_secret(SECRET.to_vec())
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 impl TestStore {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_at(&db_path(dir.path()));
-        Self { store, dir }
+    /// Another store over the same data, e.g. after a restart or with other options.
+    pub fn reopen(&self, options: StoreOptions) -> Box<dyn SessionStore> {
+        match &self.location {
+            Location::Sqlite { path, .. } => Box::new(SqliteStore::open(path, options).unwrap()),
+            Location::Postgres { url, schema } => {
+                Box::new(PgStore::open_in_schema(url, schema, options).unwrap())
+            }
+        }
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        db_path(self.dir.path())
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.location, Location::Postgres { .. })
     }
 
     /// Registers `name` with [`password_of`] as password and returns the user and actor.
@@ -38,18 +91,39 @@ impl TestStore {
         (user, actor)
     }
 
-    /// Rows in `table`, read straight from the file, bypassing the store's scoping.
-    pub fn count_rows(&self, table: &str) -> i64 {
-        count_rows(&self.db_path(), table)
+    /// Runs `sql` straight on the database, bypassing the store.
+    pub fn execute(&self, sql: &str) {
+        match &self.location {
+            Location::Sqlite { path, .. } => {
+                SqliteConnection::establish(path.to_str().unwrap()).unwrap().batch_execute(sql).unwrap()
+            }
+            Location::Postgres { .. } => self.pg().batch_execute(sql).unwrap(),
+        }
     }
-}
 
-pub fn db_path(dir: &Path) -> PathBuf {
-    dir.join("data").join("store.db")
-}
+    /// `SELECT COUNT(*) FROM {from_where}`, straight from the database.
+    pub fn count(&self, from_where: &str) -> i64 {
+        let query = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {from_where}"));
+        match &self.location {
+            Location::Sqlite { path, .. } => {
+                let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                query.get_result::<Count>(&mut conn).unwrap().n
+            }
+            Location::Postgres { .. } => query.get_result::<Count>(&mut self.pg()).unwrap().n,
+        }
+    }
 
-pub fn open_at(path: &Path) -> SqliteStore {
-    SqliteStore::open(path, StoreOptions::with_secret(SECRET.to_vec())).unwrap()
+    /// Rows in `table`, bypassing the store's scoping.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        self.count(table)
+    }
+
+    fn pg(&self) -> PgConnection {
+        let Location::Postgres { url, schema } = &self.location else { unreachable!() };
+        let mut conn = PgConnection::establish(url).unwrap();
+        conn.batch_execute(&format!("SET search_path TO \"{schema}\"")).unwrap();
+        conn
+    }
 }
 
 pub fn password_of(name: &str) -> String {
@@ -58,22 +132,6 @@ pub fn password_of(name: &str) -> String {
 
 pub fn new_user(name: &str, password: &str) -> NewUser {
     NewUser { username: name.to_owned(), password: password.to_owned(), email: None, role: UserRole::User }
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// A plain connection to the file, bypassing the store.
-pub fn raw_connection(path: &Path) -> SqliteConnection {
-    SqliteConnection::establish(path.to_str().unwrap()).unwrap()
-}
-
-pub fn count_rows(path: &Path, table: &str) -> i64 {
-    let mut conn = raw_connection(path);
-    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result::<Count>(&mut conn).unwrap().n
 }
 
 /// Unpadded base64url, as JWTs use.

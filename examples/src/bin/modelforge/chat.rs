@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use modelforge_core::{Actor, FinishReason, GenerationParams, LoadOptions, SessionId, SessionStore};
 use modelforge_examples::setup;
-use modelforge_examples::turn::{DEFAULT_SYSTEM_PROMPT, Turn, TurnOutcome};
+use modelforge_examples::turn::{self, DEFAULT_SYSTEM_PROMPT, Turn, TurnOutcome};
 use modelforge_memory::RuleExtractor;
 use serde_json::json;
 
@@ -70,19 +70,25 @@ pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
         ..GenerationParams::default()
     };
     let extractor = RuleExtractor::new();
+    let state_dir = data_dir.join("state");
     let turn = Turn {
         store: store.as_ref(),
         model: model.as_ref(),
         extractor: &extractor,
         system_prompt: &args.system,
         params: &params,
+        state_dir: Some(&state_dir),
     };
     match &args.message {
         Some(message) => one_turn(&turn, &actor, args.session, message, args.json),
-        None => {
-            Interactive { turn: &turn, actor, session: args.session, model_path: PathBuf::from(&args.model) }
-                .run()
+        None => Interactive {
+            turn: &turn,
+            actor,
+            session: args.session,
+            model_path: PathBuf::from(&args.model),
+            state_dir: &state_dir,
         }
+        .run(),
     }
 }
 
@@ -124,6 +130,7 @@ fn turn_json(outcome: &TurnOutcome) -> serde_json::Value {
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens(),
+            "cached_tokens": usage.cached_tokens,
         },
         "memories_injected": outcome.context.memories_used,
         "memories_learned": outcome.memories_learned,
@@ -151,6 +158,7 @@ struct Interactive<'a> {
     actor: Actor,
     session: Option<SessionId>,
     model_path: PathBuf,
+    state_dir: &'a Path,
 }
 
 impl Interactive<'_> {
@@ -216,7 +224,7 @@ impl Interactive<'_> {
                 eprintln!("[the next message starts a new session]");
             }
             "list" => {
-                for s in store.list_sessions(&self.actor)? {
+                for s in store.list_sessions(&self.actor, &Default::default())?.sessions {
                     let mark = if Some(s.id) == self.session { "*" } else { " " };
                     println!("{mark} {}  {:>4} msgs  {}", s.id, s.message_count, s.title);
                 }
@@ -238,6 +246,7 @@ impl Interactive<'_> {
             "delete" => {
                 let id: SessionId = arg.parse()?;
                 store.delete_session(&self.actor, id)?;
+                turn::remove_state(self.state_dir, id);
                 if self.session == Some(id) {
                     self.session = None;
                 }

@@ -3,7 +3,9 @@
 //! The binary only parses arguments and wires the library crates together; see
 //! `modelforge_examples` for the shared pieces.
 
+mod bench;
 mod chat;
+mod models;
 mod output;
 
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use modelforge_core::{ModelHub, NewUser, SessionStore, User, UserRole};
+use modelforge_core::{NewUser, SessionStore, User, UserRole};
 use modelforge_examples::setup;
 
 /// Chat with local language models.
@@ -34,6 +36,8 @@ enum Command {
     },
     /// Chat with a model: one turn with --message, else an interactive session.
     Chat(chat::ChatArgs),
+    /// Measure prompt processing and generation speed, like llama-bench.
+    Bench(bench::BenchArgs),
     /// List a user's sessions.
     Sessions {
         /// The user.
@@ -52,12 +56,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Models available locally (files under DATA_DIR/models).
+    /// Models: list what is local, search the Hub, list a repository's files, remove.
+    /// Without a subcommand, `list`.
     Models {
-        /// Print JSON.
+        /// Print JSON (for `list` without the subcommand's name).
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<models::ModelsCommand>,
     },
+    /// Fetch a model from the Hugging Face Hub into its cache (HF_ENDPOINT, HF_TOKEN,
+    /// HF_HUB_CACHE, HF_HUB_OFFLINE apply).
+    Pull(models::PullArgs),
 }
 
 #[derive(Subcommand)]
@@ -79,7 +89,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MODELFORGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+                // ureq logs raw requests, token included, at TRACE: keep it to warnings.
+                .add_directive("ureq=warn".parse().expect("a valid directive"))
+                .add_directive("ureq_proto=warn".parse().expect("a valid directive")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -105,17 +118,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Chat(args) => chat::run(&data_dir, args),
+        Command::Bench(args) => bench::run(args),
         Command::Sessions { user, json } => {
             let store = setup::open_store(&data_dir)?;
             let actor = login(store.as_ref(), &user)?.actor();
-            output::sessions(&store.list_sessions(&actor)?, json)
+            let all = modelforge_core::SessionQuery {
+                page: modelforge_core::Page::first(modelforge_core::Page::MAX_LIMIT),
+                ..Default::default()
+            };
+            output::sessions(&store.list_sessions(&actor, &all)?.sessions, json)
         }
         Command::Memories { user, json } => {
             let store = setup::open_store(&data_dir)?;
             let actor = login(store.as_ref(), &user)?.actor();
             output::memories(&store.list_memories(&actor)?, json)
         }
-        Command::Models { json } => output::models(&setup::catalog(&data_dir).cached()?, json),
+        Command::Models { json, command } => models::run(&data_dir, command, json),
+        Command::Pull(args) => models::pull(args),
     }
 }
 

@@ -42,13 +42,16 @@ pub fn memories(memories: &[Memory], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Local models: name, format, quantization, size.
+/// Local models (DATA_DIR/models and the Hugging Face cache): name, format, quantization, size.
 pub fn models(models: &[CachedModel], json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(models);
     }
     if models.is_empty() {
-        println!("no models found: place GGUF files or safetensors directories under DATA_DIR/models");
+        println!(
+            "no models found: place GGUF files or safetensors directories under DATA_DIR/models, \
+             or fetch one with `modelforge pull org/repo`"
+        );
     }
     for m in models {
         println!(

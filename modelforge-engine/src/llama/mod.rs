@@ -1,0 +1,309 @@
+//! The llama.cpp backend (feature `llama-cpp`).
+//!
+//! [`LlamaCppBackend`] validates a GGUF file and maps it; the returned [`LlamaCppModel`] hands
+//! generations to a worker thread (see `scheduler.rs`) that batches concurrent requests and
+//! keeps recent conversations' KV caches warm.
+
+mod embed;
+mod scheduler;
+mod state;
+
+use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::token::LlamaToken;
+use modelforge_core::{
+    Backend, BackendError, BoxError, CancelToken, ChatMessage, Embedder, FinishReason, Generation,
+    GenerationParams, LoadOptions, LoadedModel, ModelFormat, ModelInfo, PieceCallback,
+};
+
+use self::scheduler::{Command, Event, Request, SchedulerHandle, Settings};
+use crate::bench::{Bench, BenchConfig, BenchReport};
+use crate::chat_template::ChatTemplate;
+
+/// Context window used when neither the options nor a smaller training context say otherwise:
+/// large enough for long chats, small enough that the KV cache stays modest on a laptop.
+pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
+
+/// Prompt tokens decoded per batch when the options do not say.
+pub const DEFAULT_BATCH_SIZE: u32 = 512;
+
+/// Sequences that can decode together when the options do not say.
+pub const DEFAULT_MAX_SEQUENCES: u32 = 8;
+
+/// llama.cpp may be initialised once per process; every model shares this.
+fn llama_backend() -> Result<&'static LlamaBackend, BackendError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|reason| BackendError::Inference {
+            context: format!("initialising llama.cpp: {reason}"),
+            source: None,
+        })
+}
+
+fn inference_error(context: &str, err: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Inference { context: context.to_owned(), source: Some(Box::new(err) as BoxError) }
+}
+
+/// Loads GGUF models through llama.cpp.
+#[derive(Clone, Debug, Default)]
+pub struct LlamaCppBackend;
+
+impl LlamaCppBackend {
+    /// The backend. llama.cpp itself is initialised on first load.
+    pub fn new() -> Self {
+        Self
+    }
+
+    /// Loads a GGUF file, returning the concrete model type.
+    ///
+    /// The file's structure is validated first, so a truncated or foreign file is a clear
+    /// error instead of a crash inside llama.cpp. The weights are memory-mapped; the KV cache
+    /// is allocated on the first generation.
+    pub fn load_model(&self, path: &Path, options: &LoadOptions) -> Result<LlamaCppModel, BackendError> {
+        let _span = tracing::info_span!("load_model", path = %path.display()).entered();
+        let info = modelforge_core::inspect(path)?;
+        if info.format != ModelFormat::Gguf {
+            return Err(BackendError::Load {
+                path: path.to_owned(),
+                reason: "the llama.cpp backend needs a GGUF file; this is a safetensors model".into(),
+            });
+        }
+        let model = LlamaModel::load_from_file(llama_backend()?, path, &LlamaModelParams::default())
+            .map_err(|e| BackendError::Load {
+                path: path.to_owned(),
+                reason: format!("llama.cpp refused the file ({e})"),
+            })?;
+        let model = Arc::new(model);
+        let vocab = model.vocab();
+        let special_text = |token: LlamaToken| {
+            if token.0 < 0 {
+                String::new()
+            } else {
+                String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned()
+            }
+        };
+        let bos_text = special_text(vocab.bos());
+        let template =
+            ChatTemplate::new(info.chat_template.as_deref(), &bos_text, &special_text(vocab.eos()))?;
+        let settings = settings(&model, options);
+        tracing::info!(?settings, "model loaded");
+        let scheduler = SchedulerHandle::spawn(model.clone(), settings)?;
+        let fingerprint = state::model_fingerprint(path)?;
+        Ok(LlamaCppModel { model, info, template, bos_text, settings, fingerprint, scheduler })
+    }
+}
+
+fn settings(model: &LlamaModel, options: &LoadOptions) -> Settings {
+    let train_ctx = model.n_ctx_train().max(1);
+    let context_length = options.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH.min(train_ctx)).max(16);
+    let max_sequences = options.max_sequences.unwrap_or(DEFAULT_MAX_SEQUENCES).clamp(1, 256);
+    // By default the cache holds two full conversations; more stay warm when they are short.
+    let cache_tokens = options.cache_tokens.unwrap_or(2 * context_length).max(context_length);
+    let batch_size = options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).clamp(max_sequences, cache_tokens);
+    let threads = options.threads.map_or_else(default_threads, |t| t.max(1) as i32);
+    Settings { context_length, cache_tokens, max_sequences, batch_size, threads }
+}
+
+fn default_threads() -> i32 {
+    std::thread::available_parallelism().map_or(4, |n| n.get() as i32)
+}
+
+impl Backend for LlamaCppBackend {
+    fn name(&self) -> &str {
+        "llama-cpp"
+    }
+
+    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Arc<dyn LoadedModel>, BackendError> {
+        Ok(Arc::new(self.load_model(path, options)?))
+    }
+}
+
+/// A GGUF model loaded by llama.cpp (memory-mapped), with a worker thread that runs its
+/// generations.
+pub struct LlamaCppModel {
+    model: Arc<LlamaModel>,
+    info: ModelInfo,
+    template: ChatTemplate,
+    bos_text: String,
+    settings: Settings,
+    fingerprint: String,
+    scheduler: SchedulerHandle,
+}
+
+impl std::fmt::Debug for LlamaCppModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaCppModel").field("info", &self.info).field("settings", &self.settings).finish()
+    }
+}
+
+impl LlamaCppModel {
+    fn prompt_tokens(&self, prompt: &str) -> Vec<LlamaToken> {
+        // A template that already writes the BOS token must not get a second one.
+        let add_bos = self.bos_text.is_empty() || !prompt.starts_with(&self.bos_text);
+        self.model.vocab().tokenize(prompt.as_bytes(), add_bos, true)
+    }
+
+    fn ask<T>(
+        &self,
+        command: impl FnOnce(std::sync::mpsc::Sender<Result<T, BackendError>>) -> Command,
+    ) -> Result<T, BackendError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.scheduler.send(command(tx))?;
+        rx.recv().map_err(|_| BackendError::Inference {
+            context: "the llama.cpp worker stopped".into(),
+            source: None,
+        })?
+    }
+}
+
+impl LoadedModel for LlamaCppModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn context_length(&self) -> u32 {
+        self.settings.context_length
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, BackendError> {
+        Ok(self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, true)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect())
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, BackendError> {
+        self.template.render(messages, add_generation_prompt)
+    }
+
+    fn generate(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        self.generate_cancellable(prompt, params, &CancelToken::new(), on_piece)
+    }
+
+    fn generate_cancellable(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        let _span = tracing::info_span!("generate", max_tokens = params.max_tokens).entered();
+        let tokens = self.prompt_tokens(prompt);
+        if tokens.is_empty() {
+            return Err(BackendError::Inference { context: "the prompt is empty".into(), source: None });
+        }
+        let prompt_tokens = tokens.len() as u32;
+        if prompt_tokens.saturating_add(params.max_tokens) > self.settings.context_length {
+            return Err(BackendError::ContextOverflow {
+                prompt_tokens,
+                reserved: params.max_tokens,
+                context_length: self.settings.context_length,
+            });
+        }
+        let (events, rx) = std::sync::mpsc::channel();
+        // The worker watches this token; it is cancelled when the caller's token is, or when
+        // the callback asks to stop.
+        let stop = CancelToken::new();
+        self.scheduler.send(Command::Generate(Request {
+            tokens,
+            params: params.clone(),
+            events,
+            cancel: stop.clone(),
+        }))?;
+        let mut shown = String::new();
+        let mut broke = false;
+        loop {
+            let event = match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    if cancel.is_cancelled() {
+                        stop.cancel();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(BackendError::Inference {
+                        context: "the llama.cpp worker stopped".into(),
+                        source: None,
+                    });
+                }
+            };
+            match event {
+                Event::Piece(piece) if !broke => {
+                    shown.push_str(&piece);
+                    if on_piece(&piece).is_break() || cancel.is_cancelled() {
+                        broke = true;
+                        stop.cancel();
+                    }
+                }
+                Event::Piece(_) => {}
+                Event::Done(result) => {
+                    let mut generation = result?;
+                    if broke || cancel.is_cancelled() {
+                        generation.finish_reason = FinishReason::Cancelled;
+                        generation.text = shown;
+                    }
+                    return Ok(generation);
+                }
+            }
+        }
+    }
+
+    fn save_state(&self, prompt: &str, path: &Path) -> Result<usize, BackendError> {
+        let tokens = self.prompt_tokens(prompt);
+        let saved = self.ask(|reply| Command::SaveState { tokens, path: path.to_owned(), reply })?;
+        state::write_meta(path, &self.fingerprint, saved)?;
+        Ok(saved)
+    }
+
+    fn load_state(&self, path: &Path) -> Result<usize, BackendError> {
+        let meta = state::verify(path, &self.fingerprint)?;
+        let loaded = self.ask(|reply| Command::LoadState { path: path.to_owned(), reply })?;
+        if loaded != meta.tokens {
+            tracing::warn!(expected = meta.tokens, loaded, "state file token count differs from its .meta");
+        }
+        Ok(loaded)
+    }
+}
+
+impl Bench for LlamaCppModel {
+    fn bench(&self, config: &BenchConfig) -> Result<BenchReport, BackendError> {
+        let config = *config;
+        self.ask(|reply| Command::Bench { config, reply })
+    }
+}
+
+impl Embedder for LlamaCppModel {
+    fn dimensions(&self) -> usize {
+        self.model.n_embd() as usize
+    }
+
+    /// Mean-pooled (or the model's own pooling), L2-normalised embeddings. Meant for GGUF
+    /// embedding models; a chat model gives vectors too, of lower quality.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError> {
+        embed::embed(&self.model, &self.info, texts, self.settings.threads)
+    }
+}

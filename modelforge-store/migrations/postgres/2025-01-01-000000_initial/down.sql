@@ -1,0 +1,4 @@
+DROP TABLE memories;
+DROP TABLE messages;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,0 +1,16 @@
+ALTER TABLE memories DROP COLUMN embedding;
+ALTER TABLE memories DROP COLUMN updated_at;
+ALTER TABLE memories DROP COLUMN confidence;
+ALTER TABLE messages DROP COLUMN token_count;
+DROP INDEX sessions_user_list;
+CREATE INDEX sessions_user_updated ON sessions (user_id, updated_at);
+ALTER TABLE sessions DROP COLUMN last_message_preview;
+ALTER TABLE sessions DROP COLUMN last_message_at;
+ALTER TABLE sessions DROP COLUMN message_count;
+ALTER TABLE sessions DROP COLUMN archived;
+ALTER TABLE sessions DROP COLUMN pinned;
+DROP TABLE refresh_tokens;
+ALTER TABLE users DROP COLUMN token_version;
+ALTER TABLE users DROP COLUMN locked_until;
+ALTER TABLE users DROP COLUMN failed_logins;
+ALTER TABLE users DROP COLUMN disabled;

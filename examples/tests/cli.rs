@@ -149,6 +149,36 @@ fn a_wrong_password_or_unknown_user_is_one_clear_line() {
 }
 
 #[test]
+fn only_an_existing_admin_can_grant_the_admin_role() {
+    let dir = setup();
+    let denied = modelforge(dir.path(), "bob-password-1", &["user", "add", "bob", "--role", "admin"]);
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8(denied.stderr).unwrap();
+    assert!(stderr.contains("--admin"), "{stderr}");
+    let wrong = Command::new(env!("CARGO_BIN_EXE_modelforge"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["user", "add", "carol", "--role", "admin", "--admin", "lina"])
+        .env("MODELFORGE_PASSWORD", "carol-password-1")
+        .env("MODELFORGE_ADMIN_PASSWORD", "wrong-password")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "a wrong admin password grants nothing");
+    let out = ok(Command::new(env!("CARGO_BIN_EXE_modelforge"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["user", "add", "bob", "--role", "admin", "--admin", "lina"])
+        .env("MODELFORGE_PASSWORD", "bob-password-1")
+        .env("MODELFORGE_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap());
+    assert!(out.starts_with("created admin `bob`"), "{out}");
+    // carol was never created: her name is still free.
+    let out = ok(modelforge(dir.path(), "carol-password-1", &["user", "add", "carol"]));
+    assert!(out.starts_with("created user `carol`"), "{out}");
+}
+
+#[test]
 fn another_users_session_is_not_found() {
     let dir = setup();
     let session = turn(dir.path(), None, "Hello there.")["session_id"].as_str().unwrap().to_owned();

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use modelforge_core::{NewUser, SessionStore, User, UserRole};
+use modelforge_core::{NewUser, SessionStore, StoreError, User, UserRole};
 use modelforge_examples::setup;
 
 /// Chat with local language models.
@@ -82,6 +82,10 @@ enum UserCommand {
         /// Email address.
         #[arg(long)]
         email: Option<String>,
+        /// An existing admin who grants the admin role (their password comes from
+        /// MODELFORGE_ADMIN_PASSWORD, else a prompt). Not needed for the first user.
+        #[arg(long)]
+        admin: Option<String>,
     },
 }
 
@@ -109,11 +113,30 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = setup::data_dir(cli.data_dir)?;
     match cli.command {
-        Command::User { command: UserCommand::Add { name, role, email } } => {
+        Command::User { command: UserCommand::Add { name, role, email, admin } } => {
             let store = setup::open_store(&data_dir)?;
-            let password = password(&format!("New password for {name}: "))?;
             let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
-            let user = store.create_user(&NewUser { username: name, password, email, role })?;
+            // Log the granting admin in first, so a wrong password creates nobody.
+            let granter = match (&admin, role) {
+                (Some(admin), UserRole::Admin) => Some(admin_login(store.as_ref(), admin)?.actor()),
+                _ => None,
+            };
+            let password = password(&format!("New password for {name}: "))?;
+            let requested = if granter.is_some() { UserRole::User } else { role };
+            let user = store
+                .create_user(&NewUser { username: name, password, email, role: requested })
+                .map_err(|err| match err {
+                    StoreError::PermissionDenied { .. } => {
+                        anyhow::anyhow!(
+                            "{err}: pass --admin NAME to grant the admin role as an existing admin"
+                        )
+                    }
+                    other => other.into(),
+                })?;
+            let user = match granter {
+                Some(actor) => store.set_user_role(&actor, user.id, UserRole::Admin)?,
+                None => user,
+            };
             println!("created {} `{}` ({})", user.role, user.username, user.id);
             Ok(())
         }
@@ -144,6 +167,16 @@ fn password(prompt: &str) -> anyhow::Result<String> {
         return Ok(password);
     }
     rpassword::prompt_password(prompt).context("cannot read the password (set MODELFORGE_PASSWORD)")
+}
+
+/// Logs an admin in with MODELFORGE_ADMIN_PASSWORD, else a prompt.
+fn admin_login(store: &dyn SessionStore, username: &str) -> anyhow::Result<User> {
+    let password = match std::env::var("MODELFORGE_ADMIN_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => rpassword::prompt_password(format!("Password for admin {username}: "))
+            .context("cannot read the admin password (set MODELFORGE_ADMIN_PASSWORD)")?,
+    };
+    Ok(store.login(username, &password)?)
 }
 
 /// Logs `username` in with the password from the environment or a prompt.

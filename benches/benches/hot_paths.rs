@@ -49,6 +49,8 @@ fn assembly(c: &mut Criterion) {
     let request = ContextRequest {
         system_prompt: "You are a helpful assistant.",
         memories: &memories,
+        summary: None,
+        summarized_messages: 0,
         history: &history,
     };
     let budget = ContextBudget::new(4096, 512);

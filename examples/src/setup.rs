@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use modelforge_core::{Backend, CachedModel, CancelToken, LoadOptions, LoadedModel, ModelHub, SessionStore};
-use modelforge_engine::LlamaCppBackend;
+use modelforge_core::{
+    Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, ModelHub, SessionStore,
+};
+use modelforge_engine::{BertEmbedder, LlamaCppBackend};
 use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
 use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
 
@@ -72,4 +74,27 @@ pub fn load_model(
     let model = resolve_model(data_dir, reference)?;
     let _span = tracing::info_span!("load", model = %model.path.display()).entered();
     Ok(LlamaCppBackend::new().load(&model.path, options)?)
+}
+
+/// The sentence embedder used for memory search: `explicit` (a directory with `config.json`,
+/// `tokenizer.json` and `model.safetensors`, or `none`), else `MODELFORGE_EMBEDDER`, else
+/// `data_dir/models/all-MiniLM-L6-v2` if it is there. Without one, memories are found by
+/// keywords only.
+pub fn open_embedder(data_dir: &Path, explicit: Option<&str>) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    let chosen = explicit.map(str::to_owned).or_else(|| std::env::var("MODELFORGE_EMBEDDER").ok());
+    let dir = match chosen.as_deref() {
+        Some("none") => return Ok(None),
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let default = data_dir.join("models").join("all-MiniLM-L6-v2");
+            if !default.join("config.json").exists() {
+                tracing::debug!("no embedder: memories are searched by keywords only");
+                return Ok(None);
+            }
+            default
+        }
+    };
+    let embedder =
+        BertEmbedder::load(&dir).with_context(|| format!("loading the embedder {}", dir.display()))?;
+    Ok(Some(Arc::new(embedder)))
 }

@@ -1,13 +1,17 @@
-//! One chat turn: memories in, reply out, history and new memories stored.
+//! One chat turn: relevant memories and as much history as fits in, reply out, history stored;
+//! then, as a separate step the caller may run in the background, new memories learned.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use modelforge_core::{
-    Actor, ChatMessage, Generation, GenerationParams, LoadedModel, Memory, MemoryExtractor, Session,
-    SessionId, SessionStore,
+    Actor, ChatMessage, Generation, GenerationParams, LoadedModel, Memory, MemoryExtractor, MemoryKind,
+    Message, NewSession, Session, SessionId, SessionStore,
 };
-use modelforge_memory::{ContextBudget, ContextReport, ContextRequest, apply_ops, assemble_context};
+use modelforge_memory::{
+    ContextBudget, ContextReport, ContextRequest, Learned, MemoryBank, SearchOptions, assemble_context,
+    summarize,
+};
 use serde::Serialize;
 
 /// The system prompt used when the caller gives none.
@@ -15,6 +19,18 @@ pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant.";
 
 /// How long a title made from the first message may be, in characters.
 const TITLE_CHARS: usize = 60;
+
+/// Whether a turn read and may write the user's memories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryMode {
+    /// Memories are searched and learned.
+    On,
+    /// The session is temporary: memory is neither read nor written.
+    Temporary,
+    /// The user switched memory off.
+    Off,
+}
 
 /// What a turn produced.
 #[derive(Debug, Serialize)]
@@ -24,10 +40,13 @@ pub struct TurnOutcome {
     /// The reply, finish reason and token usage.
     #[serde(flatten)]
     pub generation: Generation,
-    /// What the prompt included and left out.
+    /// What the prompt included, summarized and left out.
     pub context: ContextReport,
-    /// Memories stored or updated from this turn.
-    pub memories_learned: Vec<Memory>,
+    /// Whether memory was used.
+    pub memory: MemoryMode,
+    /// The user's message and the reply, as stored: what [`Turn::learn`] reads.
+    #[serde(skip)]
+    pub exchange: [ChatMessage; 2],
     /// The messages the model was given (system prompt with memories, then history).
     #[serde(skip)]
     pub prompt_messages: Vec<ChatMessage>,
@@ -35,12 +54,22 @@ pub struct TurnOutcome {
 
 /// The pieces a turn needs.
 pub struct Turn<'a> {
-    /// Where sessions, messages and memories live.
+    /// Where sessions and messages live.
     pub store: &'a dyn SessionStore,
-    /// The model that replies.
+    /// The model that replies (and summarizes old turns).
     pub model: &'a dyn LoadedModel,
-    /// Reads new memories from the turn.
-    pub extractor: &'a dyn MemoryExtractor,
+    /// The user's memories: searched for each message, and where learning writes.
+    pub memory: &'a MemoryBank,
+    /// What reads new memories from a finished turn (rules, the model, or both).
+    pub extractors: &'a [&'a dyn MemoryExtractor],
+    /// Which memories are relevant enough to inject.
+    pub retrieval: SearchOptions,
+    /// The share of the prompt budget memories may take.
+    pub memory_share: f32,
+    /// Whether older turns that no longer fit are replaced by a summary made by the model
+    /// (kept in the store, remade only when more turns stop fitting). Without it they are
+    /// left out, and the report says so.
+    pub summarize: bool,
     /// The system prompt.
     pub system_prompt: &'a str,
     /// Sampling settings.
@@ -51,18 +80,21 @@ pub struct Turn<'a> {
 }
 
 impl Turn<'_> {
-    /// A new session titled after its first message.
+    /// A new session titled after its first message; a temporary one neither reads nor
+    /// writes memory.
     pub fn new_session(
         &self,
         actor: &Actor,
         first_message: &str,
+        temporary: bool,
     ) -> Result<Session, modelforge_core::StoreError> {
-        self.store.create_session(actor, &title_from(first_message))
+        self.store.create_session_with(actor, &NewSession { title: title_from(first_message), temporary })
     }
 
     /// Runs one turn in `session`: stores the user's message, assembles the prompt from the
-    /// user's memories and as much history as fits, streams the reply to `on_piece`, stores
-    /// it, and learns memories from the exchange.
+    /// memories relevant to it and as much history as fits (older turns summarized if
+    /// enabled), streams the reply to `on_piece` and stores it. Learning from the turn is
+    /// [`Turn::learn`], so the reply is never held up by it.
     pub fn run(
         &self,
         actor: &Actor,
@@ -71,20 +103,16 @@ impl Turn<'_> {
         on_piece: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> anyhow::Result<TurnOutcome> {
         let store = self.store;
+        let memory = self.memory_mode(actor, session)?;
         let user_message = ChatMessage::user(user_text);
         // Stored before generating, so a failed generation loses nothing the user wrote.
         let user_tokens = self.model.count_tokens(user_text).ok().and_then(|n| u32::try_from(n).ok());
         store.append_message(actor, session, &user_message, user_tokens)?;
-        let history: Vec<ChatMessage> =
-            store.list_messages(actor, session)?.iter().map(ChatMessage::from).collect();
-        let memories = store.list_memories(actor)?;
-        let budget = ContextBudget::new(self.model.context_length(), self.params.max_tokens);
-        let request =
-            ContextRequest { system_prompt: self.system_prompt, memories: &memories, history: &history };
-        let count = |text: &str| self.model.count_tokens(text).unwrap_or(text.len());
-        let context = assemble_context(&request, &budget, &count)?;
-        if !context.report.is_complete() {
-            tracing::warn!("{}", context.report.summary());
+        let memories =
+            if memory == MemoryMode::On { self.relevant_memories(actor, user_text)? } else { Vec::new() };
+        let (messages, report) = self.assemble(actor, session, &memories)?;
+        if !report.is_complete() {
+            tracing::warn!("{}", report.summary());
         }
         let state_file = self.state_dir.map(|dir| state_file(dir, session));
         if let Some(file) = state_file.as_deref().filter(|f| f.exists()) {
@@ -94,22 +122,120 @@ impl Turn<'_> {
                 Err(err) => tracing::warn!(%err, "ignoring the session's saved state"),
             }
         }
-        let generation = self.model.chat(&context.messages, self.params, on_piece)?;
+        let generation = self.model.chat(&messages, self.params, on_piece)?;
         let reply = ChatMessage::assistant(&generation.text);
         store.append_message(actor, session, &reply, Some(generation.usage.completion_tokens))?;
         if let Some(file) = &state_file {
-            self.save_state(&context.messages, &generation.text, file);
+            self.save_state(&messages, &generation.text, file);
         }
-        let turn = [user_message, ChatMessage::assistant(&generation.text)];
-        let ops = self.extractor.extract(&turn, &memories)?;
-        let memories_learned = apply_ops(store, actor, Some(session), &ops)?;
         Ok(TurnOutcome {
             session_id: session,
             generation,
-            context: context.report,
-            memories_learned,
-            prompt_messages: context.messages,
+            context: report,
+            memory,
+            exchange: [user_message, reply],
+            prompt_messages: messages,
         })
+    }
+
+    /// Learns from a finished turn with the extractors (nothing in a temporary session or
+    /// with memory off). Extractors that fail are reported in [`Learned::failures`]; the turn
+    /// itself is already stored.
+    pub fn learn(&self, actor: &Actor, outcome: &TurnOutcome) -> anyhow::Result<Learned> {
+        if outcome.memory != MemoryMode::On {
+            return Ok(Learned::default());
+        }
+        Ok(self.memory.learn(actor, Some(outcome.session_id), &outcome.exchange, self.extractors)?)
+    }
+
+    /// The memories found for `text`, most relevant first, then (while there is room for
+    /// `top_k`) the user's profile: who they are matters to almost any reply, even to a
+    /// message that names nothing ("What do you know about me?").
+    fn relevant_memories(&self, actor: &Actor, text: &str) -> anyhow::Result<Vec<Memory>> {
+        let mut memories: Vec<Memory> =
+            self.memory.search(actor, text, &self.retrieval)?.into_iter().map(|hit| hit.memory).collect();
+        if memories.len() < self.retrieval.top_k {
+            let mut profile: Vec<Memory> = self
+                .memory
+                .list(actor)?
+                .into_iter()
+                .map(|record| record.memory)
+                .filter(|m| m.kind == MemoryKind::Profile && !memories.iter().any(|k| k.id == m.id))
+                .collect();
+            profile.sort_by_key(|m| std::cmp::Reverse(m.created_at));
+            profile.truncate(self.retrieval.top_k - memories.len());
+            memories.extend(profile);
+        }
+        Ok(memories)
+    }
+
+    fn memory_mode(&self, actor: &Actor, session: SessionId) -> anyhow::Result<MemoryMode> {
+        if self.store.get_session(actor, session)?.temporary {
+            Ok(MemoryMode::Temporary)
+        } else if !self.store.current_user(actor)?.memory_enabled {
+            Ok(MemoryMode::Off)
+        } else {
+            Ok(MemoryMode::On)
+        }
+    }
+
+    /// The prompt's messages. History that does not fit is summarized (when enabled) with
+    /// room to spare, so the summary is remade only every few turns; the summary is kept in
+    /// the store.
+    fn assemble(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        memories: &[Memory],
+    ) -> anyhow::Result<(Vec<ChatMessage>, ContextReport)> {
+        let all: Vec<Message> = self.store.list_messages(actor, session)?;
+        let budget = ContextBudget::new(self.model.context_length(), self.params.max_tokens)
+            .with_memory_share(self.memory_share);
+        let count = |text: &str| self.model.count_tokens(text).unwrap_or(text.len());
+        let mut cached = if self.summarize { self.store.session_summary(actor, session)? } else { None };
+        for attempt in 0..2 {
+            let start = cached
+                .as_ref()
+                .and_then(|s| all.iter().position(|m| m.id == s.through_message))
+                .map_or(0, |i| i + 1);
+            let history: Vec<ChatMessage> = all[start..].iter().map(ChatMessage::from).collect();
+            let request = ContextRequest {
+                system_prompt: self.system_prompt,
+                memories,
+                summary: cached.as_ref().map(|s| s.content.as_str()),
+                summarized_messages: start,
+                history: &history,
+            };
+            let context = assemble_context(&request, &budget, &count)?;
+            let dropped = context.report.history_left_out;
+            if !self.summarize || dropped == 0 || attempt == 1 {
+                return Ok((context.messages, context.report));
+            }
+            // Summarize what was dropped and half of what was kept, so the next turns fit too.
+            let kept_older = context.report.history_used.saturating_sub(1);
+            let upto = start + dropped + kept_older / 2;
+            let upto = upto.min(all.len() - 1);
+            let through = &all[upto - 1];
+            let previous = cached.as_ref().map(|s| s.content.as_str());
+            let to_summarize: Vec<ChatMessage> = all[start..upto].iter().map(ChatMessage::from).collect();
+            match summarize(self.model, previous, &to_summarize) {
+                Ok(text) => {
+                    cached = Some(self.store.save_session_summary(
+                        actor,
+                        session,
+                        through.id,
+                        upto as u64,
+                        &text,
+                    )?);
+                    tracing::debug!(messages = upto, "summarized older turns");
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not summarize older turns; leaving them out");
+                    return Ok((context.messages, context.report));
+                }
+            }
+        }
+        unreachable!("the second attempt always returns")
     }
 }
 

@@ -232,3 +232,77 @@ fn models_in_the_data_dir_are_listed_and_usable_by_name() {
     ));
     assert!(!reply["reply"].as_str().unwrap().is_empty());
 }
+
+#[test]
+fn memories_can_be_added_searched_edited_exported_and_removed() {
+    let dir = setup();
+    let memories = |args: &[&str]| {
+        let mut all = vec!["memories", "--user", "lina", "--json"];
+        all.extend_from_slice(args);
+        json(modelforge(dir.path(), PASSWORD, &all))
+    };
+    let added = memories(&["add", "The user is vegetarian.", "--kind", "profile"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    memories(&["add", "The user plays chess on Sundays."]);
+    let hits = memories(&["search", "Do I eat meat?"]);
+    assert_eq!(hits[0]["memory"]["id"], id.as_str(), "{hits}");
+    let edited = memories(&["edit", &id, "The user is vegan."]);
+    assert_eq!(edited["content"], "The user is vegan.");
+    let file = dir.path().join("export.json");
+    ok(modelforge(
+        dir.path(),
+        PASSWORD,
+        &["memories", "--user", "lina", "export", "-o", file.to_str().unwrap()],
+    ));
+    let exported: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(exported.as_array().unwrap().len(), 2);
+    memories(&["rm", &id]);
+    assert_eq!(memories(&[]).as_array().unwrap().len(), 1);
+    let missing = modelforge(dir.path(), PASSWORD, &["memories", "--user", "lina", "rm", &id]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn temporary_sessions_and_memory_off_learn_nothing() {
+    let dir = setup();
+    let model = model();
+    let chat = |extra: &[&str]| {
+        let mut args = vec![
+            "chat",
+            "--user",
+            "lina",
+            "--model",
+            &model,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "8",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(modelforge(dir.path(), PASSWORD, &args))
+    };
+    let temporary = chat(&["--temporary", "--message", "My name is Lina and I live in Lyon."]);
+    assert_eq!(temporary["memory"], "temporary");
+    assert!(temporary["memories_learned"].as_array().unwrap().is_empty());
+
+    assert_eq!(
+        json(modelforge(dir.path(), PASSWORD, &["memories", "--user", "lina", "--json", "off"]))["memory_enabled"],
+        false
+    );
+    let off = chat(&["--message", "My name is Lina and I live in Lyon."]);
+    assert_eq!(off["memory"], "off");
+    assert!(off["memories_learned"].as_array().unwrap().is_empty());
+
+    ok(modelforge(dir.path(), PASSWORD, &["memories", "--user", "lina", "on"]));
+    let on = chat(&["--message", "My name is Lina and I live in Lyon."]);
+    assert_eq!(on["memory"], "on");
+    assert_eq!(on["memories_learned"].as_array().unwrap().len(), 2);
+    assert!(
+        json(modelforge(dir.path(), PASSWORD, &["memories", "--user", "lina", "--json"]))
+            .as_array()
+            .unwrap()
+            .len()
+            == 2
+    );
+}

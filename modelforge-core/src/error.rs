@@ -54,6 +54,12 @@ pub enum BackendError {
         /// The backend or model.
         backend: String,
     },
+    /// The request itself is invalid (e.g. a grammar that does not parse).
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// Why.
+        reason: String,
+    },
     /// Inference failed inside the backend.
     #[error("inference failed: {context}")]
     Inference {

@@ -25,6 +25,11 @@ pub struct GenerationParams {
     /// Generation ends when the output contains one of these; the stop string itself is not
     /// part of the reply.
     pub stop: Vec<String>,
+    /// A grammar in llama.cpp's GBNF notation (start rule `root`) that every generated token
+    /// must follow, e.g. to force valid JSON from a small model. `None` leaves output free.
+    /// Backends without grammar sampling answer
+    /// [`BackendError::Unsupported`](crate::BackendError::Unsupported) rather than ignore it.
+    pub grammar: Option<String>,
 }
 
 impl Default for GenerationParams {
@@ -38,6 +43,7 @@ impl Default for GenerationParams {
             repeat_penalty: 1.0,
             seed: 42,
             stop: Vec::new(),
+            grammar: None,
         }
     }
 }

@@ -56,6 +56,6 @@ pub use memory::{MemoryExtractor, MemoryOp};
 pub use model::{ModelFileError, ModelFormat, ModelInfo, detect_format, inspect};
 pub use store::{
     Actor, ImportSummary, Memory, MemoryDetails, MemoryKind, MemoryRecord, MemoryUpdate, Message,
-    MessagePage, NewMemory, NewUser, Page, Session, SessionExport, SessionPage, SessionQuery, SessionStore,
-    TokenPair, User, UserExport, UserRole,
+    MessagePage, NewMemory, NewSession, NewUser, Page, Session, SessionExport, SessionPage, SessionQuery,
+    SessionStore, SessionSummary, TokenPair, User, UserExport, UserRole,
 };

@@ -17,6 +17,9 @@ pub enum MemoryOp {
         kind: MemoryKind,
         /// The statement.
         content: String,
+        /// How sure the extractor is, from 0 to 1 (rules: 1).
+        #[serde(default = "full_confidence")]
+        confidence: f32,
     },
     /// Replace an existing memory's content (e.g. the user moved).
     Update {
@@ -30,6 +33,10 @@ pub enum MemoryOp {
         /// The memory to remove.
         id: MemoryId,
     },
+}
+
+fn full_confidence() -> f32 {
+    1.0
 }
 
 /// Reads a conversation turn and decides what to remember.

@@ -66,6 +66,18 @@ pub struct User {
     /// Disabled by an admin: no logins, no refreshes, and its access tokens stop verifying.
     #[serde(default)]
     pub disabled: bool,
+    /// Whether the assistant may remember things about this user across sessions (on for a
+    /// new account). When off, no session reads or writes the user's memories, as if every
+    /// session were [`temporary`](Session::temporary); the memories already stored are kept.
+    /// The store records the switch ([`SessionStore::set_memory_enabled`]); the code that
+    /// reads and writes memories honours it.
+    #[serde(default = "memory_enabled_by_default")]
+    pub memory_enabled: bool,
+}
+
+/// Exports written before the switch existed had memory on.
+const fn memory_enabled_by_default() -> bool {
+    true
 }
 
 impl User {
@@ -202,6 +214,28 @@ pub struct Session {
     pub pinned: bool,
     /// Archived sessions are listed only when asked for.
     pub archived: bool,
+    /// A temporary session neither reads nor writes the user's memories: nothing said in it
+    /// is remembered, and nothing remembered is brought into it. Its messages are still
+    /// stored like any other session's. The store records the flag
+    /// ([`SessionStore::set_session_temporary`]); the code that reads and writes memories
+    /// honours it.
+    #[serde(default)]
+    pub temporary: bool,
+}
+
+/// A request for a new session, for [`SessionStore::create_session_with`].
+///
+/// ```
+/// use modelforge_core::NewSession;
+/// let private = NewSession { temporary: true, ..NewSession::default() };
+/// assert!(private.title.is_empty(), "untitled: the first user message names it");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSession {
+    /// Title; empty to have the first user message name it.
+    pub title: String,
+    /// Start the session [temporary](Session::temporary).
+    pub temporary: bool,
 }
 
 /// What [`SessionStore::list_sessions`] returns: filters and the page.
@@ -247,6 +281,26 @@ impl From<&Message> for ChatMessage {
     fn from(m: &Message) -> Self {
         ChatMessage::new(m.role, m.content.clone())
     }
+}
+
+/// A cached summary of a session's oldest messages, up to and including `through_message`,
+/// so a long conversation fits the context window without summarizing it again every turn.
+///
+/// A session has at most one: saving a new one replaces it. It goes away with its session,
+/// and with `through_message` (e.g. when [`SessionStore::delete_messages_after`] removes it),
+/// so a summary never covers messages that no longer exist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session summarized.
+    pub session_id: SessionId,
+    /// The newest message the summary covers.
+    pub through_message: MessageId,
+    /// The summary text.
+    pub content: String,
+    /// How many messages the summary stands for, as counted by whoever wrote it.
+    pub covered_messages: u64,
+    /// When it was saved.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A page of a session's messages, oldest first.
@@ -471,8 +525,20 @@ pub trait SessionStore: Send + Sync {
     /// Changes `user`'s role. Admins only; the last enabled admin cannot be demoted.
     fn set_user_role(&self, actor: &Actor, user: UserId, role: UserRole) -> Result<User, StoreError>;
 
-    /// Starts a new session. An empty title is filled in from the first user message.
-    fn create_session(&self, actor: &Actor, title: &str) -> Result<Session, StoreError>;
+    /// Switches [memory](User::memory_enabled) on or off for `user`: the user themselves or
+    /// an admin (the same rule as [`revoke_tokens`](Self::revoke_tokens)). Stored memories are
+    /// kept either way.
+    fn set_memory_enabled(&self, actor: &Actor, user: UserId, enabled: bool) -> Result<User, StoreError>;
+
+    /// Starts a new session as requested. An empty title is filled in from the first user
+    /// message.
+    fn create_session_with(&self, actor: &Actor, new: &NewSession) -> Result<Session, StoreError>;
+
+    /// Starts a new session that is not temporary. An empty title is filled in from the
+    /// first user message.
+    fn create_session(&self, actor: &Actor, title: &str) -> Result<Session, StoreError> {
+        self.create_session_with(actor, &NewSession { title: title.to_owned(), temporary: false })
+    }
 
     /// A page of the acting user's sessions: pinned first, then most recently updated.
     fn list_sessions(&self, actor: &Actor, query: &SessionQuery) -> Result<SessionPage, StoreError>;
@@ -494,7 +560,16 @@ pub trait SessionStore: Send + Sync {
         archived: bool,
     ) -> Result<Session, StoreError>;
 
-    /// Deletes one of the acting user's sessions with its messages.
+    /// Makes a session [temporary](Session::temporary) or ordinary again (`updated_at`
+    /// stays). Memories already learned from it are not removed.
+    fn set_session_temporary(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        temporary: bool,
+    ) -> Result<Session, StoreError>;
+
+    /// Deletes one of the acting user's sessions with its messages and its summary.
     fn delete_session(&self, actor: &Actor, id: SessionId) -> Result<(), StoreError>;
 
     /// Appends a message to one of the acting user's sessions, with its length in tokens if
@@ -520,12 +595,34 @@ pub trait SessionStore: Send + Sync {
 
     /// Deletes every message of the session that came after `message` (which stays), to
     /// regenerate a reply or edit a turn. Returns how many were deleted.
+    ///
+    /// The session's [summary](SessionSummary) is deleted if, and only if, its
+    /// `through_message` was among the deleted messages; a summary of older messages stays.
     fn delete_messages_after(
         &self,
         actor: &Actor,
         session: SessionId,
         message: MessageId,
     ) -> Result<u64, StoreError>;
+
+    /// Stores the summary of one of the acting user's sessions, replacing the one it had.
+    /// `through_message` must be a message of that session ([`StoreError::NotFound`]
+    /// otherwise) and `covered_messages` at least 1.
+    fn save_session_summary(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        through_message: MessageId,
+        covered_messages: u64,
+        content: &str,
+    ) -> Result<SessionSummary, StoreError>;
+
+    /// The summary of one of the acting user's sessions, if one is saved.
+    fn session_summary(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+    ) -> Result<Option<SessionSummary>, StoreError>;
 
     /// Stores a memory with its details for the acting user.
     fn add_memory_record(
@@ -593,5 +690,37 @@ pub trait SessionStore: Send + Sync {
             reason: format!("not a ModelForge export: {err}"),
         })?;
         self.import_user_data(actor, &export)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_the_memory_switches_read_with_memory_on() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": UserId::new(),
+            "username": "lina",
+            "email": null,
+            "role": "user",
+            "created_at": "2025-01-01T00:00:00Z",
+            "last_login": null,
+        }))
+        .unwrap();
+        assert!(user.memory_enabled && !user.disabled);
+        let session: Session = serde_json::from_value(serde_json::json!({
+            "id": SessionId::new(),
+            "user_id": user.id,
+            "title": "Trip",
+            "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": "2025-01-01T00:00:00Z",
+            "message_count": 0,
+            "last_message_preview": null,
+            "pinned": false,
+            "archived": false,
+        }))
+        .unwrap();
+        assert!(!session.temporary);
     }
 }

@@ -1,21 +1,33 @@
 //! The llama.cpp sampler chain built from [`GenerationParams`].
 
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
-use modelforge_core::GenerationParams;
+use modelforge_core::{BackendError, GenerationParams};
 
 /// How many recent tokens the repeat penalty looks at (llama.cpp's default).
 const PENALTY_LAST_N: i32 = 64;
 
 /// Builds the chain in llama.cpp's own order: penalties, top-k, top-p, min-p, temperature,
-/// then a seeded draw. Greedy settings skip straight to picking the most likely token.
-pub(crate) fn sampler_chain(params: &GenerationParams, n_vocab: i32) -> LlamaSampler {
+/// then a seeded draw. Greedy settings skip straight to picking the most likely token. A
+/// grammar comes first, so every later step only sees tokens the grammar allows.
+pub(crate) fn sampler_chain(
+    params: &GenerationParams,
+    model: &LlamaModel,
+) -> Result<LlamaSampler, BackendError> {
+    let n_vocab = model.n_vocab();
     let mut chain = Vec::new();
+    if let Some(grammar) = &params.grammar {
+        let sampler = LlamaSampler::grammar(model, grammar, "root").map_err(|err| {
+            BackendError::InvalidRequest { reason: format!("the grammar was rejected by llama.cpp: {err}") }
+        })?;
+        chain.push(sampler);
+    }
     if params.repeat_penalty != 1.0 {
         chain.push(LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0));
     }
     if params.is_greedy() {
         chain.push(LlamaSampler::greedy());
-        return LlamaSampler::chain_simple(chain);
+        return Ok(LlamaSampler::chain_simple(chain));
     }
     if params.top_k > 0 {
         chain.push(LlamaSampler::top_k(params.top_k as i32));
@@ -29,5 +41,5 @@ pub(crate) fn sampler_chain(params: &GenerationParams, n_vocab: i32) -> LlamaSam
     chain.push(LlamaSampler::temp(params.temperature));
     // llama.cpp seeds are 32-bit; fold the high half in so every u64 seed matters.
     chain.push(LlamaSampler::dist((params.seed ^ (params.seed >> 32)) as u32));
-    LlamaSampler::chain_simple(chain)
+    Ok(LlamaSampler::chain_simple(chain))
 }

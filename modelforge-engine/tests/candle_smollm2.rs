@@ -205,3 +205,12 @@ fn broken_model_files_are_clear_errors_not_crashes() {
     let err = load(&st);
     assert!(err.to_string().contains("model.norm.weight"), "the missing tensor is named: {err}");
 }
+
+#[test]
+fn a_grammar_is_refused_rather_than_ignored() {
+    let params = GenerationParams { grammar: Some(r#"root ::= "yes""#.into()), ..greedy(8) };
+    let err =
+        model().chat(&[ChatMessage::user("hi")], &params, &mut |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, BackendError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("grammar"), "{err}");
+}

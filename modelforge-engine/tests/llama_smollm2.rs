@@ -165,3 +165,24 @@ fn broken_model_files_are_clear_errors_not_crashes() {
     let missing = load(&dir.path().join("missing.gguf"));
     assert!(matches!(missing, BackendError::ModelFile(ModelFileError::Io { .. })));
 }
+
+#[test]
+fn a_grammar_constrains_every_token_and_a_bad_grammar_is_a_clear_error() {
+    // Without the grammar the model answers in prose; with it, only this JSON shape is possible.
+    let grammar = r#"root ::= "{\"city\": \"" [A-Za-z ]{1,20} "\", \"sunny\": " ("true" | "false") "}""#;
+    let params = GenerationParams { grammar: Some(grammar.into()), ..greedy(64) };
+    for question in ["What is the weather like in Paris?", "Tell me a joke.", "你好"] {
+        let (reply, _) = chat(question, &params);
+        let value: serde_json::Value = serde_json::from_str(&reply.text)
+            .unwrap_or_else(|err| panic!("{question}: {err}: {:?}", reply.text));
+        assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{value}");
+        assert_eq!(reply.finish_reason, FinishReason::Stop, "the grammar's end ends the reply");
+    }
+    let (free, _) = chat("What is the weather like in Paris?", &greedy(64));
+    assert!(serde_json::from_str::<serde_json::Value>(&free.text).is_err(), "unconstrained: {:?}", free.text);
+
+    let bad = GenerationParams { grammar: Some("root ::= (".into()), ..greedy(8) };
+    let err = model().chat(&[ChatMessage::user("hi")], &bad, &mut |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(err, BackendError::InvalidRequest { .. }), "{err}");
+    assert!(err.to_string().contains("grammar"), "{err}");
+}

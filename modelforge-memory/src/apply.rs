@@ -16,7 +16,7 @@ pub fn apply_ops(
     let mut changed = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
-            MemoryOp::Add { kind, content } => {
+            MemoryOp::Add { kind, content, .. } => {
                 let memory = NewMemory { kind: *kind, content: content.clone(), source_session_id: session };
                 changed.push(store.add_memory(actor, &memory)?);
             }

@@ -10,7 +10,7 @@ use regex::Regex;
 /// Commas, semicolons and conjunctions that join two statements.
 static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"[,，;；]|\s+(?i:and|but|so|because|although|though|while|whereas)\s+|但是|不过|可是|而且|并且|所以|因为",
+        r"[,，;；:：]|\s+(?i:and|but|so|because|although|though|while|whereas)\s+|但是|不过|可是|而且|并且|所以|因为",
     )
     .expect("the clause pattern compiles")
 });
@@ -20,12 +20,35 @@ const ABBREVIATIONS: [&str; 10] = ["Mr", "Mrs", "Ms", "Dr", "St", "Mt", "Prof", 
 
 /// The clauses of `text`'s statements, in order, trimmed and non-empty. Questions are skipped
 /// whole: "Do I like jazz?" states nothing about the user.
+#[cfg(test)]
 pub(crate) fn statement_clauses(text: &str) -> Vec<String> {
+    statement_sentences(text).iter().flat_map(|sentence| clauses(sentence)).collect()
+}
+
+/// The sentences of `text` that state something, trimmed and non-empty, with curly
+/// apostrophes made straight. A question states nothing in its last clause ("Do I like
+/// jazz?"), but what comes before it may ("I live in Chicago, any restaurants you'd suggest?"),
+/// so a question gives its clauses but the last.
+pub(crate) fn statement_sentences(text: &str) -> Vec<String> {
     let text = text.replace(['’', '‘'], "'");
     sentences(&text)
         .into_iter()
-        .filter(|sentence| !sentence.is_question)
-        .flat_map(|sentence| CLAUSE_BREAK.split(sentence.text))
+        .filter_map(|sentence| {
+            let body = sentence.text.trim();
+            if !sentence.is_question {
+                return Some(body.to_owned());
+            }
+            let last = CLAUSE_BREAK.find_iter(body).last()?;
+            Some(body[..last.start()].trim().to_owned())
+        })
+        .filter(|sentence| !sentence.is_empty())
+        .collect()
+}
+
+/// The clauses of one sentence, trimmed and non-empty.
+pub(crate) fn clauses(sentence: &str) -> Vec<String> {
+    CLAUSE_BREAK
+        .split(sentence)
         .map(str::trim)
         .filter(|clause| !clause.is_empty())
         .map(str::to_owned)
@@ -94,6 +117,7 @@ mod tests {
     #[test]
     fn skips_questions() {
         assert_eq!(statement_clauses("Do I like jazz? I like blues."), ["I like blues"]);
+        assert_eq!(statement_clauses("I live in Chicago, any tips?"), ["I live in Chicago"]);
         assert!(statement_clauses("我叫什么名字？").is_empty());
     }
 

@@ -14,8 +14,11 @@ use serde::{Deserialize, Serialize};
 /// Introduces the memories in the system message.
 pub const MEMORY_HEADER: &str = "What you know about the user from earlier conversations:";
 
+/// Introduces the summary of older turns in the system message.
+pub const SUMMARY_HEADER: &str = "Summary of the earlier part of this conversation:";
+
 /// How many tokens the assembled prompt may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContextBudget {
     /// The model's context window, in tokens.
     pub context_length: u32,
@@ -23,15 +26,36 @@ pub struct ContextBudget {
     pub max_tokens: u32,
     /// Tokens the chat template adds around each message (role markers, separators).
     pub per_message_overhead: u32,
+    /// The most of the prompt budget memories may take, from 0 to 1 (default 0.25).
+    pub memory_share: f32,
 }
 
 impl ContextBudget {
     /// The template overhead assumed per message when none is given.
     pub const DEFAULT_PER_MESSAGE_OVERHEAD: u32 = 8;
 
-    /// A budget with the default per-message overhead of 8 tokens.
+    /// The share of the prompt budget memories may take when none is given.
+    pub const DEFAULT_MEMORY_SHARE: f32 = 0.25;
+
+    /// A budget with the default per-message overhead of 8 tokens and memory share of 25%.
     pub const fn new(context_length: u32, max_tokens: u32) -> Self {
-        Self { context_length, max_tokens, per_message_overhead: Self::DEFAULT_PER_MESSAGE_OVERHEAD }
+        Self {
+            context_length,
+            max_tokens,
+            per_message_overhead: Self::DEFAULT_PER_MESSAGE_OVERHEAD,
+            memory_share: Self::DEFAULT_MEMORY_SHARE,
+        }
+    }
+
+    /// The same budget with memories limited to `share` of the prompt budget.
+    pub const fn with_memory_share(mut self, share: f32) -> Self {
+        self.memory_share = share;
+        self
+    }
+
+    /// The most tokens memories may take.
+    pub fn memory_budget(&self) -> u32 {
+        (self.prompt_budget() as f32 * self.memory_share.clamp(0.0, 1.0)) as u32
     }
 
     /// Tokens left for the prompt: the context length minus the reply's tokens.
@@ -52,10 +76,15 @@ impl Default for ContextBudget {
 pub struct ContextRequest<'a> {
     /// Instructions for the model; may be empty.
     pub system_prompt: &'a str,
-    /// The user's memories worth mentioning (e.g. the results of retrieval).
+    /// The user's memories worth mentioning, most relevant first (e.g. the results of
+    /// retrieval): when they do not all fit, the last ones are left out.
     pub memories: &'a [Memory],
-    /// The conversation, oldest first. The last message is the new user message and is always
-    /// kept.
+    /// A summary of the conversation before `history`, if older turns were summarized.
+    pub summary: Option<&'a str>,
+    /// How many messages `summary` stands for (reported back).
+    pub summarized_messages: usize,
+    /// The conversation after the summarized part, oldest first. The last message is the new
+    /// user message and is always kept.
     pub history: &'a [ChatMessage],
 }
 
@@ -78,11 +107,14 @@ pub struct ContextReport {
     pub used_tokens: u32,
     /// Memories included in the system message, in the order they appear there.
     pub memories_used: Vec<MemoryId>,
-    /// Memories that did not fit, newest first.
+    /// Memories that did not fit, in the order they were given.
     pub memories_left_out: Vec<MemoryId>,
     /// History messages kept, including the new user message.
     pub history_used: usize,
-    /// The oldest history messages dropped.
+    /// Older messages stood for by a summary in the system message.
+    #[serde(default)]
+    pub history_summarized: usize,
+    /// The oldest history messages dropped (not summarized).
     pub history_left_out: usize,
 }
 
@@ -99,19 +131,24 @@ impl ContextReport {
         if self.history_left_out > 0 {
             dropped.push(count(self.history_left_out, "older message", "older messages"));
         }
+        let summarized = if self.history_summarized > 0 {
+            format!("; {} summarized", count(self.history_summarized, "older message", "older messages"))
+        } else {
+            String::new()
+        };
         if !self.memories_left_out.is_empty() {
             dropped.push(count(self.memories_left_out.len(), "memory", "memories"));
         }
         if dropped.is_empty() {
             format!(
-                "nothing left out: {} and {} use {} of {} tokens",
+                "nothing left out: {} and {} use {} of {} tokens{summarized}",
                 count(self.history_used, "message", "messages"),
                 count(self.memories_used.len(), "memory", "memories"),
                 self.used_tokens,
                 self.budget_tokens
             )
         } else {
-            format!("left out {} to fit {} tokens", dropped.join(" and "), self.budget_tokens)
+            format!("left out {} to fit {} tokens{summarized}", dropped.join(" and "), self.budget_tokens)
         }
     }
 }
@@ -147,10 +184,11 @@ pub enum ContextError {
 /// Assembles the messages for one reply within `budget`, counting tokens with `count_tokens`
 /// (e.g. the loaded model's tokenizer).
 ///
-/// The system prompt and the newest history message are required; if they do not fit, the
-/// result is [`ContextError::TooLong`]. Memories come next, newest first, until one does not
-/// fit; then history, newest first, until one does not fit. Kept history never starts with an
-/// assistant message whose question was dropped.
+/// The system prompt (with the summary of older turns, if any) and the newest history message
+/// are required; if they do not fit, the result is [`ContextError::TooLong`]. Memories come
+/// next, in the order given, until one does not fit in the memory share of the budget; then
+/// history, newest first, until one does not fit. Kept history never starts with an assistant
+/// message whose question was dropped.
 pub fn assemble_context(
     req: &ContextRequest<'_>,
     budget: &ContextBudget,
@@ -164,7 +202,9 @@ pub fn assemble_context(
     };
     let newest_cost = newest.map_or(0, |m| counter.cost(&m.content));
 
-    let memories = select_memories(req, &counter, budget_tokens.saturating_sub(newest_cost));
+    let memory_limit = budget.memory_budget().saturating_add(counter.system_cost(&base_system(req)));
+    let memories =
+        select_memories(req, &counter, memory_limit.min(budget_tokens.saturating_sub(newest_cost)));
     let needed = memories.system_cost.saturating_add(newest_cost);
     if needed > budget_tokens {
         return Err(ContextError::TooLong { needed, budget: budget_tokens });
@@ -185,6 +225,7 @@ pub fn assemble_context(
         memories_used: memories.used,
         memories_left_out: memories.left_out,
         history_used,
+        history_summarized: if req.summary.is_some() { req.summarized_messages } else { 0 },
         history_left_out: req.history.len() - history_used,
     };
     if !report.is_complete() {
@@ -219,22 +260,24 @@ struct SelectedMemories {
     left_out: Vec<MemoryId>,
 }
 
-/// The system message with as many memories as fit in `limit`, newest first. The whole
+/// The system prompt (and summary) before any memory is added.
+fn base_system(req: &ContextRequest<'_>) -> String {
+    system_text_with(req, &[])
+}
+
+/// The system message with as many memories as fit in `limit`, in the order given. The whole
 /// message is recounted for each addition, so the figure is exact for any tokenizer.
 fn select_memories(req: &ContextRequest<'_>, counter: &Counter<'_>, limit: u32) -> SelectedMemories {
-    let mut newest_first: Vec<&Memory> = req.memories.iter().rev().collect();
-    newest_first.sort_by_key(|m| std::cmp::Reverse(m.created_at));
-
     let mut chosen: Vec<&Memory> = Vec::new();
-    let mut system_text = req.system_prompt.to_owned();
+    let mut system_text = base_system(req);
     let mut system_cost = counter.system_cost(&system_text);
-    for (i, memory) in newest_first.iter().enumerate() {
+    for (i, memory) in req.memories.iter().enumerate() {
         chosen.push(memory);
-        let text = system_text_with(req.system_prompt, &chosen);
+        let text = system_text_with(req, &chosen);
         let cost = counter.system_cost(&text);
         if cost > limit {
             chosen.pop();
-            let left_out = newest_first[i..].iter().map(|m| m.id).collect();
+            let left_out = req.memories[i..].iter().map(|m| m.id).collect();
             return finish(system_text, system_cost, &chosen, left_out);
         }
         (system_text, system_cost) = (text, cost);
@@ -248,25 +291,27 @@ fn finish(
     chosen: &[&Memory],
     left_out: Vec<MemoryId>,
 ) -> SelectedMemories {
-    // Rendered oldest first (see `system_text_with`), so report them in that order.
-    let used = chosen.iter().rev().map(|m| m.id).collect();
+    let used = chosen.iter().map(|m| m.id).collect();
     SelectedMemories { system_text, system_cost, used, left_out }
 }
 
-/// The system prompt followed by the memories section. `newest_first` is rendered oldest
-/// first, so the list reads in the order things were learned.
-fn system_text_with(system_prompt: &str, newest_first: &[&Memory]) -> String {
-    let mut text = system_prompt.to_owned();
-    if newest_first.is_empty() {
-        return text;
+/// The system prompt, the memories section and the summary of older turns.
+fn system_text_with(req: &ContextRequest<'_>, memories: &[&Memory]) -> String {
+    let mut text = req.system_prompt.to_owned();
+    let mut section = |header: &str, body: &mut dyn Iterator<Item = String>| {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(header);
+        for line in body {
+            text.push_str(&line);
+        }
+    };
+    if !memories.is_empty() {
+        section(MEMORY_HEADER, &mut memories.iter().map(|m| format!("\n- {}", m.content)));
     }
-    if !text.is_empty() {
-        text.push_str("\n\n");
-    }
-    text.push_str(MEMORY_HEADER);
-    for memory in newest_first.iter().rev() {
-        text.push_str("\n- ");
-        text.push_str(&memory.content);
+    if let Some(summary) = req.summary.filter(|s| !s.trim().is_empty()) {
+        section(SUMMARY_HEADER, &mut std::iter::once(format!("\n{}", summary.trim())));
     }
     text
 }
@@ -307,7 +352,7 @@ mod tests {
     }
 
     fn budget(context_length: u32) -> ContextBudget {
-        ContextBudget { context_length, max_tokens: 0, per_message_overhead: 0 }
+        ContextBudget { context_length, max_tokens: 0, per_message_overhead: 0, memory_share: 1.0 }
     }
 
     #[test]
@@ -340,7 +385,13 @@ mod tests {
     #[test]
     fn an_empty_prompt_without_memories_gives_no_system_message() {
         let history = [ChatMessage::user("hi")];
-        let req = ContextRequest { system_prompt: "", memories: &[], history: &history };
+        let req = ContextRequest {
+            system_prompt: "",
+            memories: &[],
+            summary: None,
+            summarized_messages: 0,
+            history: &history,
+        };
         let ctx = assemble_context(&req, &budget(10), &words).unwrap();
         assert_eq!(ctx.messages, history);
         assert_eq!(ctx.report.used_tokens, 1);
@@ -354,6 +405,7 @@ mod tests {
             memories_used: vec![],
             memories_left_out: vec![MemoryId::new()],
             history_used: 2,
+            history_summarized: 0,
             history_left_out: 4,
         };
         assert_eq!(report.summary(), "left out 4 older messages and 1 memory to fit 2048 tokens");

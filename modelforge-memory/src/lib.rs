@@ -1,20 +1,30 @@
-//! Memory for ModelForge: learn facts about the user from conversations, and assemble each
-//! prompt from the system prompt, those facts and as much history as fits.
+//! Memory for ModelForge: learn facts about the user from conversations, keep them in a
+//! per-user knowledge base, find the ones relevant to a new message, and assemble each prompt
+//! from the system prompt, those memories and as much history as fits.
 //!
-//! Two decisions shape the crate.
+//! Four decisions shape the crate.
 //!
-//! **Extraction starts with rules.** [`RuleExtractor`] recognizes a user's name, home, likes
-//! and dislikes with fixed English and Chinese patterns, and writes each as a fixed sentence
-//! around the value the user typed ("The user lives in 上海."). It needs no model, so it works
-//! the same with a 0.5B model on a laptop as with a large one, and it cannot hallucinate. It
-//! consolidates like Mem0: a fact already known is skipped, a changed one updates the memory
-//! that held the old value. Model-based extractors implement the same
-//! [`MemoryExtractor`](modelforge_core::MemoryExtractor) trait, and [`apply_ops`] applies
-//! anyone's operations through a [`SessionStore`](modelforge_core::SessionStore).
+//! **Extraction starts with rules.** [`RuleExtractor`] recognizes a user's name, home, job,
+//! employer, family, likes, dislikes, allergies, car and a few traits, plus "remember that
+//! ..." and "forget ..." requests, with fixed English and Chinese patterns, and writes each as a
+//! fixed sentence in the user's language around the value the user typed ("The user lives in
+//! Lyon.", "用户住在上海。"). It needs no model and cannot hallucinate. [`LlmExtractor`] asks
+//! the loaded model for facts as JSON under a grammar ([`FACTS_GRAMMAR`]), so even a 135M
+//! model cannot break the format; its facts must share a word with the message to be kept.
 //!
-//! **Assembly reports what it drops.** A context window is a hard limit; a prompt that
-//! overflows it fails or gets cut where nobody chose. [`assemble_context`] decides up front
-//! (oldest history first, then older memories), never drops the new message, and returns a
+//! **Consolidation like Mem0.** [`MemoryBank::learn`] compares each new fact with the five most
+//! similar memories: a repeat is skipped, a new value of the same thing (a move, a new job)
+//! updates the old memory in place, a forget request deletes, anything else is added.
+//!
+//! **Retrieval by meaning and by keyword.** [`MemoryIndex`] keeps a user's vectors (from any
+//! [`Embedder`](modelforge_core::Embedder), all-MiniLM-L6-v2 by default) as 8-bit integers and
+//! their keywords in an inverted index; a search adds the similarity's rise above the query's
+//! baseline to the share of matching keywords, which is what finds Chinese text and names an
+//! English embedder cannot.
+//!
+//! **Assembly reports what it drops.** A context window is a hard limit. [`assemble_context`]
+//! gives memories at most their share of the budget (25% by default), takes a summary of older
+//! turns ([`summarize`]) when the caller has one, never drops the new message, and returns a
 //! [`ContextReport`] so the CLI and server can show "left out 4 older messages to fit 2048
 //! tokens" instead of cutting silently.
 //!
@@ -31,7 +41,7 @@
 //! let memories: Vec<Memory> = ops
 //!     .into_iter()
 //!     .filter_map(|op| match op {
-//!         MemoryOp::Add { kind, content } => Some(Memory {
+//!         MemoryOp::Add { kind, content, .. } => Some(Memory {
 //!             id: MemoryId::new(),
 //!             user_id: user,
 //!             kind,
@@ -44,7 +54,13 @@
 //!     .collect();
 //!
 //! let history = [ChatMessage::user("Where do I live?")];
-//! let request = ContextRequest { system_prompt: "You are a helpful assistant.", memories: &memories, history: &history };
+//! let request = ContextRequest {
+//!     system_prompt: "You are a helpful assistant.",
+//!     memories: &memories,
+//!     summary: None,
+//!     summarized_messages: 0,
+//!     history: &history,
+//! };
 //! let words = |text: &str| text.split_whitespace().count();
 //! let context = assemble_context(&request, &ContextBudget::new(2048, 256), &words)?;
 //!
@@ -56,15 +72,24 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod bank;
 mod clauses;
 mod consolidate;
 mod context;
 mod fact;
+mod index;
+mod keywords;
+mod llm;
 mod rules;
+mod summary;
 
 pub use apply::apply_ops;
+pub use bank::{ConsolidationOptions, Learned, MemoryBank};
 pub use context::{
     AssembledContext, ContextBudget, ContextError, ContextReport, ContextRequest, MEMORY_HEADER,
-    assemble_context,
+    SUMMARY_HEADER, assemble_context,
 };
+pub use index::{Hit, MemoryIndex, SearchOptions};
+pub use llm::{FACTS_GRAMMAR, LlmExtractor};
 pub use rules::RuleExtractor;
+pub use summary::{SUMMARY_MAX_TOKENS, summarize};

@@ -6,9 +6,9 @@ use std::sync::LazyLock;
 use modelforge_core::{ChatMessage, Memory, MemoryError, MemoryExtractor, MemoryOp, Role};
 use regex::Regex;
 
-use crate::clauses::statement_clauses;
+use crate::clauses::{clauses, statement_sentences};
 use crate::consolidate::consolidate;
-use crate::fact::{Fact, Slot};
+use crate::fact::{Fact, Lang, Slot};
 
 /// Extracts the user's name, home, likes and dislikes with fixed English and Chinese patterns.
 ///
@@ -25,8 +25,8 @@ use crate::fact::{Fact, Slot};
 /// assert_eq!(
 ///     ops,
 ///     [
-///         MemoryOp::Add { kind: MemoryKind::Profile, content: "The user's name is 李娜.".into() },
-///         MemoryOp::Add { kind: MemoryKind::Profile, content: "The user lives in 上海.".into() },
+///         MemoryOp::Add { kind: MemoryKind::Profile, content: "用户的名字是李娜。".into(), confidence: 1.0 },
+///         MemoryOp::Add { kind: MemoryKind::Profile, content: "用户住在上海。".into(), confidence: 1.0 },
 ///     ]
 /// );
 /// # Ok::<(), modelforge_core::MemoryError>(())
@@ -49,38 +49,194 @@ impl MemoryExtractor for RuleExtractor {
     }
 
     fn extract(&self, turn: &[ChatMessage], existing: &[Memory]) -> Result<Vec<MemoryOp>, MemoryError> {
-        let facts = turn.iter().filter(|m| m.role == Role::User).flat_map(|m| facts_in(&m.content));
-        let ops = consolidate(facts, existing);
+        let said = turn.iter().filter(|m| m.role == Role::User).flat_map(|m| said_in(&m.content));
+        let ops = consolidate(said, existing);
         tracing::debug!(extractor = "rules", ops = ops.len(), "extracted memory operations");
         Ok(ops)
     }
 }
 
-/// The facts stated in `text`, in order.
+/// What one message says about the user: facts, and requests to forget something.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Said {
+    /// A fact to remember.
+    Fact(Fact),
+    /// "Forget that I like olives": the facts named (if the rest parses as facts) and the
+    /// phrase itself, for memories no pattern wrote.
+    Forget { facts: Vec<Fact>, phrase: String },
+}
+
+/// The facts stated in `text`, in order (requests to forget are left out).
+#[cfg(test)]
 pub(crate) fn facts_in(text: &str) -> Vec<Fact> {
-    let mut facts = Vec::new();
-    for clause in statement_clauses(text) {
-        let mut found: Vec<(usize, Fact)> = PATTERNS.iter().filter_map(|p| p.find(&clause)).collect();
-        found.sort_by_key(|(start, _)| *start);
-        for (_, fact) in found {
-            if !facts.contains(&fact) {
-                facts.push(fact);
+    said_in(text)
+        .into_iter()
+        .filter_map(|said| match said {
+            Said::Fact(fact) => Some(fact),
+            Said::Forget { .. } => None,
+        })
+        .collect()
+}
+
+/// Everything `text` says about the user, in order.
+///
+/// A request to remember or forget may open any clause ("I sold the car, so forget that I
+/// drive a Jeep"); it takes the rest of the sentence, and the clauses before it are read as
+/// usual.
+pub(crate) fn said_in(text: &str) -> Vec<Said> {
+    let mut out: Vec<Said> = Vec::new();
+    let push_fact = |out: &mut Vec<Said>, fact: Fact| {
+        if !out.iter().any(|s| matches!(s, Said::Fact(f) if f == &fact)) {
+            out.push(Said::Fact(fact));
+        }
+    };
+    for sentence in statement_sentences(text) {
+        let parts = clauses(&sentence);
+        // Where each clause starts in the sentence, to test "the rest of the sentence from here".
+        let mut cursor = 0;
+        let starts: Vec<usize> = parts
+            .iter()
+            .map(|part| {
+                let at = sentence[cursor..].find(part.as_str()).map_or(cursor, |i| cursor + i);
+                cursor = at + part.len();
+                at
+            })
+            .collect();
+        let request_at = starts.iter().position(|&at| {
+            let rest = &sentence[at..];
+            FORGET.is_match(rest) || REMEMBER.is_match(rest)
+        });
+        let before = request_at.map_or(&parts[..], |i| &parts[..i]);
+        for fact in
+            whole_sentence_facts(&sentence).into_iter().chain(before.iter().flat_map(|c| clause_facts(c)))
+        {
+            push_fact(&mut out, fact);
+        }
+        let Some(i) = request_at else { continue };
+        let rest_of_sentence = &sentence[starts[i]..];
+        if let Some(rest) = request(&FORGET, rest_of_sentence) {
+            let facts: Vec<Fact> = clauses(&rest).iter().flat_map(|c| clause_facts(c)).collect();
+            let first = clauses(&rest).into_iter().next().unwrap_or_default();
+            let phrase = forget_phrase(&first);
+            if !facts.is_empty() || !phrase.is_empty() {
+                out.push(Said::Forget { facts, phrase });
+            }
+        } else if let Some(rest) = request(&REMEMBER, rest_of_sentence) {
+            let facts: Vec<Fact> = clauses(&rest).iter().flat_map(|c| clause_facts(c)).collect();
+            if facts.is_empty() {
+                let value = rest.trim_end_matches(['.', '。', '!', '！', ' ']).trim();
+                let chars = value.chars().count();
+                if (2..=200).contains(&chars) {
+                    let lang = if value.chars().any(is_han) { Lang::Chinese } else { Lang::English };
+                    push_fact(&mut out, Fact::new(Slot::Remember, value).in_lang(lang));
+                }
+            }
+            for fact in facts {
+                push_fact(&mut out, fact);
             }
         }
     }
-    facts
+    out
 }
 
+/// "Remember that ...", "请记住……": the rest of the sentence.
+static REMEMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:(?:please|also|oh|and|hey|btw|by the way)[,\s]+)*(?:(?:please\s+)?(?:remember|note|keep in mind|don't forget|do not forget|make a note)(?:\s+that|\s*:)?|(?:请|麻烦|帮我)?(?:你)?(?:记住|记一下|记下|别忘了|不要忘了)(?:[，,：:]|这个)?)\s*(?P<v>.+)",
+    )
+    .expect("the remember pattern compiles")
+});
+
+/// "Forget that I like olives", "忘掉我的车牌号": the rest of the sentence.
+static FORGET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:(?:please|also|oh|and|hey|actually)[,\s]+)*(?:(?:please\s+)?(?:forget|delete|erase|remove)\s+(?:(?:that|about|what\s+i\s+(?:said|told\s+you)\s+about|the\s+fact\s+that)\s+)?|(?:请|麻烦|帮我)?(?:你)?(?:忘记|忘掉|忘了|删除|删掉|别再记着|不要再记着)(?:关于)?)\s*(?P<v>.+)",
+    )
+    .expect("the forget pattern compiles")
+});
+
+fn request(pattern: &Regex, sentence: &str) -> Option<String> {
+    let caps = pattern.captures(sentence)?;
+    let rest = caps.name("v")?.as_str().trim();
+    (!rest.is_empty()).then(|| rest.to_owned())
+}
+
+/// The words of a forget request that name what to forget: "my passport number" gives
+/// "passport number", "我的车牌号" gives "车牌号".
+fn forget_phrase(rest: &str) -> String {
+    let mut phrase = rest.trim().trim_end_matches(['.', '。', '!', '！', '吧', '了', '啊']).trim();
+    for prefix in ["my ", "My ", "the ", "The ", "about ", "that ", "我的", "我", "关于"] {
+        if let Some(shorter) = phrase.strip_prefix(prefix) {
+            phrase = shorter.trim();
+        }
+    }
+    phrase.to_owned()
+}
+
+/// The facts of one clause, in order. One fact per slot: patterns are listed most specific
+/// first.
+fn clause_facts(clause: &str) -> Vec<Fact> {
+    if NOT_ABOUT_ME.is_match(clause) {
+        return Vec::new();
+    }
+    let mut found: Vec<(usize, Fact)> = Vec::new();
+    for (start, fact) in PATTERNS.iter().filter_map(|p| p.find(clause)) {
+        if !found.iter().any(|(_, f)| f.slot == fact.slot) {
+            found.push((start, fact));
+        }
+    }
+    found.sort_by_key(|(start, _)| *start);
+    found.into_iter().map(|(_, fact)| fact).collect()
+}
+
+/// Facts whose pattern spans a comma ("我养了一只猫，叫咪咪"), read from the whole sentence.
+fn whole_sentence_facts(sentence: &str) -> Vec<Fact> {
+    SENTENCE_PATTERNS.iter().filter_map(|p| p.find(sentence)).map(|(_, fact)| fact).collect()
+}
+
+/// Clauses that deny or refuse rather than state ("don't call me Elizabeth").
+static NOT_ABOUT_ME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:don't|do\s+not|stop|never|no\s+longer)\s+call(?:ing)?\s+me|不要叫我|别叫我")
+        .expect("the refusal pattern compiles")
+});
+
+static SENTENCE_PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
+    let sources = [(
+        Slot::Relative,
+        Lang::Chinese,
+        format!(
+            "我(?:们家)?(?:养了|有|养着)(?:一|两)(?:只|条|匹)(?P<k>{ZH_PETS})[，,]?(?:它|牠)?(?:叫|名叫|名字叫)(?P<v>[^，。！!]+)"
+        ),
+    )];
+    sources
+        .into_iter()
+        .map(|(slot, lang, source)| Pattern {
+            slot,
+            lang,
+            check: Check::None,
+            regex: Regex::new(&source).unwrap_or_else(|err| panic!("memory pattern {source}: {err}")),
+        })
+        .collect()
+});
+
+/// Extra checks a pattern's value must pass.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Lang {
-    English,
-    Chinese,
+enum Check {
+    None,
+    /// A bare "I'm X": X must look like a name, not a nationality or mood.
+    BareName,
+    /// A bare "I'm a X" / "我是X": X must be a known occupation.
+    Occupation,
+    /// "我是X" as a name: X must start with a common surname.
+    Surname,
 }
 
 struct Pattern {
     slot: Slot,
     lang: Lang,
-    /// Captures the rest of the clause as `v`, and for Chinese likes the verb as `verb`.
+    check: Check,
+    /// Captures the value as `v`, a relative's relation as `k`, and for Chinese likes the
+    /// verb as `verb`.
     regex: Regex,
 }
 
@@ -95,57 +251,190 @@ impl Pattern {
             return None;
         }
         let value = match self.lang {
-            Lang::English => english_value(self.slot, raw),
-            Lang::Chinese => chinese_value(self.slot, raw),
+            Lang::English => english_value(self.slot, self.check, raw),
+            Lang::Chinese => chinese_value(self.slot, self.check, raw),
         }?;
-        Some((caps.get(0)?.start(), Fact::new(self.slot, value)))
+        let mut fact = Fact::new(self.slot, value).in_lang(self.lang);
+        if self.slot == Slot::Relative {
+            let key = caps.name("k").map_or("spouse", |k| k.as_str());
+            fact = fact.with_key(key.to_lowercase());
+        }
+        Some((caps.get(0)?.start(), fact))
     }
 }
 
 const EN_ADVERBS: &str =
-    r"(?:(?:really|also|just|absolutely|truly|totally|actually|still|currently|now)\s+)*";
+    r"(?:(?:really|also|just|absolutely|truly|totally|actually|still|currently|now|recently|finally)\s+)*";
 const ZH_ADVERBS: &str = "(?:很|非常|特别|真的|也|最|超级|超|挺|还|都|一直|比较|蛮|好|现在|目前|就)*";
+const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter";
+const ZH_RELATIONS: &str = "妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子";
+const EN_KIN: &str = "kids?|children|child|sons?|daughters?|brothers?|sisters?|dogs?|cats?|grandchildren|grandkids|siblings|twins|puppies|kittens|parrots?|rabbits?|hamsters?";
+const EN_TRAITS: &str = "vegetarian|vegan|pescatarian|left-handed|right-handed|diabetic|lactose intolerant|gluten intolerant|colou?r-?blind|celiac|coeliac|teetotal|asthmatic|epileptic";
+const ZH_TRAITS: &str = "左撇子|素食者|素食主义者|糖尿病人|糖尿病患者|色盲|孕妇|哮喘病人";
+const ZH_PETS: &str = "猫|狗|猫咪|狗狗|小猫|小狗|兔子|鹦鹉|仓鼠|乌龟";
+const ZH_KIN: &str = "孩子|儿子|女儿|哥哥|姐姐|弟弟|妹妹|狗|猫|宝宝|兄弟|姐妹|孙子|孙女";
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
+    use Check::{BareName, Occupation, Surname};
     use Lang::{Chinese, English};
-    use Slot::{Dislikes, Home, Likes, Name};
+    use Slot::{Allergy, Dislikes, Drives, Employer, Has, Home, Job, Likes, Name, Relative, Trait};
     let a = EN_ADVERBS;
     let z = ZH_ADVERBS;
-    let sources: Vec<(Slot, Lang, String)> = vec![
-        (Name, English, r"(?i)\bmy\s+(?:first\s+)?name(?:\s+is|'s)\s+(?P<v>.+)".into()),
-        (Name, English, r"(?i)\bi(?:'m|\s+am)\s+called\s+(?P<v>.+)".into()),
-        (Name, English, r"(?i)\bcall\s+me\s+(?P<v>.+)".into()),
-        (Home, English, format!(r"(?i)\bi\s+{a}live\s+in\s+(?P<v>.+)")),
-        (Home, English, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:living|based)\s+in\s+(?P<v>.+)")),
-        (Home, English, r"(?i)\bi(?:'m|\s+am)\s+(?:originally\s+)?from\s+(?P<v>.+)".into()),
-        (Home, English, r"(?i)\bi\s+(?:originally\s+)?come\s+from\s+(?P<v>.+)".into()),
-        (Home, English, r"(?i)\bi(?:'ve|\s+have)?\s+(?:just\s+|recently\s+)?moved\s+to\s+(?P<v>.+)".into()),
+    let none = Check::None;
+    let sources: Vec<(Slot, Lang, Check, String)> = vec![
+        (Name, English, none, r"(?i)\bmy\s+(?:first\s+)?name(?:\s+is|'s)\s+(?P<v>.+)".into()),
+        (Name, English, none, r"(?i)\bi(?:'m|\s+am)\s+called\s+(?P<v>.+)".into()),
+        (Name, English, none, r"(?i)\b(?:just\s+)?call\s+me\s+(?P<v>.+)".into()),
+        (Name, English, none, r"(?i)\bthis\s+is\s+(?P<v>.+?)\s+(?:speaking|here|writing)\b".into()),
+        (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey)\s+)?this\s+is\s+(?P<v>\S+(?:\s+\S+)?)$".into()),
+        (Name, English, none, r"(?i)^(?:my\s+)?name's\s+(?P<v>.+)".into()),
+        (Name, English, none, r"(?i)\bi\s+(?:now\s+)?go\s+by\s+(?P<v>.+)".into()),
+        (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey)(?:\s+there)?\s+)?i(?:'m|\s+am)\s+(?P<v>.+)".into()),
+        (Home, English, none, format!(r"(?i)\b(?:i|we)\s+{a}live\s+in\s+(?P<v>.+)")),
+        (Home, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:living|based)\s+in\s+(?P<v>.+)")),
+        (Home, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:originally\s+)?from\s+(?P<v>.+)".into()),
+        (Home, English, none, r"(?i)\bi\s+(?:originally\s+)?come\s+from\s+(?P<v>.+)".into()),
+        (
+            Home,
+            English,
+            none,
+            format!(r"(?i)\b(?:i|we)(?:'ve|\s+have)?\s+{a}(?:moved|relocated)\s+(?:from\s+.+?\s+)?to\s+(?P<v>.+)"),
+        ),
+        (Home, English, none, r"(?i)\bmy\s+(?:new\s+)?home\s+is\s+(?:in\s+)?(?P<v>.+)".into()),
+        (Job, English, none, format!(r"(?i)(?:\bi\s+|^){a}work\s+as\s+(?P<v>.+)")),
+        (Job, English, none, format!(r"(?i)\bi\s+{a}work\s+(?:at|for)\s+.+?\s+as\s+(?P<v>.+)")),
+        (Job, English, none, format!(r"(?i)\bi\s+{a}got\s+a\s+(?:new\s+)?job\s+as\s+(?P<v>.+)")),
+        (Job, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:working|employed)\s+as\s+(?P<v>.+)")),
+        (Job, English, none, r"(?i)\bmy\s+(?:new\s+)?(?:job|occupation|profession)\s+is\s+(?P<v>.+)".into()),
+        (Job, English, Occupation, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:now\s+)?(?P<v>an?\s+.+)")),
+        (Job, English, Occupation, format!(r"(?i)\bi\s+{a}became\s+(?P<v>an?\s+.+)")),
+        (
+            Employer,
+            English,
+            none,
+            format!(
+                r"(?i)(?:\bi(?:'m|\s+am)?\s+|^){a}work(?:ing)?\s+(?:as\s+.+?\s+)?(?:at|for)\s+(?:an?\s+[\w\s]+?\s+(?:called|named)\s+)?(?P<v>.+)"
+            ),
+        ),
+        (
+            Employer,
+            English,
+            none,
+            format!(
+                r"(?i)\bi\s+{a}(?:got\s+a\s+(?:new\s+)?job|started\s+(?:a\s+(?:new\s+)?job|working)|joined)\s+(?:as\s+.+?\s+)?(?:at|with|for)?\s*(?P<v>.+)"
+            ),
+        ),
+        (
+            Relative,
+            English,
+            none,
+            format!(
+                r"(?i)\bmy\s+(?:little\s+|older\s+|younger\s+|big\s+|baby\s+)?(?P<k>{EN_RELATIONS})(?:'s\s+name\s+is|\s+is\s+(?:called|named))\s+(?P<v>.+)"
+            ),
+        ),
+        (
+            Employer,
+            English,
+            none,
+            r"(?i)\bi(?:'m|\s+am)\s+(?:now\s+)?an?\s+[\w\s-]+?\s+at\s+(?P<v>.+)".into(),
+        ),
+        (
+            Relative,
+            English,
+            none,
+            r"(?i)\bi(?:'m|\s+am)\s+married\s+to\s+(?P<v>.+)".into(),
+        ),
+        (
+            Relative,
+            English,
+            none,
+            format!(r"(?i)\bmy\s+(?:little\s+|older\s+|younger\s+|big\s+|baby\s+)?(?P<k>{EN_RELATIONS})\s+(?P<v>[A-Z].*)"),
+        ),
+        (
+            Relative,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:my|an?)\s+(?:\w+\s+){{0,2}}?(?P<k>{EN_RELATIONS})\s+(?:named|called)\s+(?P<v>.+)"
+            ),
+        ),
+        (
+            Relative,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:i|we)(?:'ve|\s+have)?\s+{a}(?:adopted|got|have|bought|rescued)\s+(?:a|an)\s+(?:\w+\s+)?(?P<k>\w+)\s+(?:named|called)\s+(?P<v>.+)"
+            ),
+        ),
+        (
+            Has,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:(?:i|we)\s+{a}(?:have|have\s+got|'ve\s+got)|with\s+my)\s+(?P<v>(?:a|an|one|two|three|four|five|six|\d+)\s+(?:\w+\s+){{0,2}}?(?:{EN_KIN}))\b"
+            ),
+        ),
         (
             Dislikes,
             English,
+            none,
             format!(
                 r"(?i)\bi\s+{a}(?:(?:don't|dont|do\s+not)\s+{a}(?:like|enjoy|love)|hate|dislike|detest|loathe|(?:can't|cant|cannot|can\s+not)\s+stand)\s+(?P<v>.+)"
             ),
         ),
-        (Likes, English, format!(r"(?i)\bi\s+{a}(?:like|love|enjoy|adore)\s+(?P<v>.+)")),
-        (Name, Chinese, "我叫(?P<v>.+)".into()),
-        (Name, Chinese, "我的名字(?:是|叫)(?P<v>.+)".into()),
-        (Name, Chinese, "我名叫(?P<v>.+)".into()),
+        (Dislikes, English, none, r"(?i)\bi(?:'m|\s+am)\s+not\s+a\s+(?:big\s+)?fan\s+of\s+(?P<v>.+)".into()),
+        (Likes, English, none, format!(r"(?i)\bi\s+{a}(?:like|love|enjoy|adore|prefer)\s+(?P<v>.+)")),
+        (
+            Allergy,
+            English,
+            none,
+            format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:severely\s+|very\s+|deathly\s+|highly\s+)?allergic\s+to\s+(?P<v>.+)"),
+        ),
+        (Allergy, English, none, r"(?i)\bi\s+have\s+an?\s+(?P<v>\w+(?:\s+\w+)?)\s+allergy\b".into()),
+        (Drives, English, none, format!(r"(?i)\bi\s+{a}(?:drive|ride)\s+(?P<v>(?:a|an|the|my)\s+.+)")),
+        (Trait, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:an?\s+)?(?P<v>{EN_TRAITS})\b")),
+        (
+            Likes,
+            English,
+            none,
+            format!(r"(?i)\bi(?:'ve|\s+have)?\s+{a}(?:started|begun|come)\s+to\s+(?:like|love|enjoy)\s+(?P<v>.+)"),
+        ),
+        (Likes, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:a\s+)?(?:big|huge|great)\s+(?P<v>.+?)\s+fan\b".into()),
+        (Likes, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:a\s+(?:big|huge)\s+fan\s+of|really\s+into|into|crazy\s+about)\s+(?P<v>.+)".into()),
+        (Likes, English, none, r"(?i)\bmy\s+favou?rite\s+\w+\s+is\s+(?P<v>.+)".into()),
+        (Name, Chinese, none, "我叫(?P<v>.+)".into()),
+        (Name, Chinese, none, "我的名字(?:是|叫)(?P<v>.+)".into()),
+        (Name, Chinese, none, "我名叫(?P<v>.+)".into()),
+        (Name, Chinese, Surname, "^(?:大家好|你好)?[，,]?我是(?P<v>.+)".into()),
         // Only at the start of a clause: "他叫我去吃饭" means "he told me to go and eat".
-        (Name, Chinese, "^(?:你可以|你就|请|大家都|大家)?叫我(?P<v>.+)".into()),
-        (Home, Chinese, "我(?:现在|目前|一直|也|还|就)?住在(?P<v>.+)".into()),
-        (Home, Chinese, "我(?:现在|目前|一直|也|还|就)?在(?P<v>[^住]{1,12})住".into()),
-        (Home, Chinese, "我来自(?P<v>.+)".into()),
-        (Home, Chinese, "我(?:已经|刚|最近)?搬(?:到|去)了?(?P<v>.+)".into()),
-        (Dislikes, Chinese, format!("我{z}(?:不太喜欢|不喜欢|不喜爱|不爱|讨厌|厌恶|受不了)(?P<v>.+)")),
-        (Likes, Chinese, format!("我{z}(?P<verb>喜欢|喜爱|热爱|爱)(?P<v>.+)")),
+        (Name, Chinese, none, "^(?:你可以|你就|请|大家都|大家)?叫我(?P<v>.+)".into()),
+        (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?住在(?P<v>.+)".into()),
+        (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?在(?P<v>[^住，。]{1,12}?)(?:工作和|上班和)?(?:住|生活|定居)".into()),
+        (Home, Chinese, none, "^(?:现在|目前|一直|也)?住在(?P<v>.+)".into()),
+        (Home, Chinese, none, "我来自(?P<v>.+)".into()),
+        (Home, Chinese, none, "我(?:们)?(?:全家|一家)?(?:已经|刚|最近|上个月|去年)?(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
+        (Job, Chinese, none, "(?:我|^)(?:现在|目前)?是一(?:名|位)(?P<v>.+)".into()),
+        (Job, Chinese, none, "我(?:现在|目前)?(?:的)?(?:工作|职业)是(?P<v>.+)".into()),
+        (Job, Chinese, Occupation, "(?:我|^)(?:现在|目前)?(?:在.{1,12}?)?(?:当|做)(?P<v>[^，。]{1,8}?)(?:工作)?$".into()),
+        (Job, Chinese, Occupation, "我(?:现在|目前)?是(?P<v>.+)".into()),
+        (Employer, Chinese, none, "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。住]{1,15}?)(?:工作|上班|任职|实习)".into()),
+        (Employer, Chinese, none, "我(?:已经|刚|最近)?(?:加入了|入职了|跳槽到了?|去了)(?P<v>.+)".into()),
+        (Relative, Chinese, none, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
+        (Has, Chinese, none, format!("我(?:们家)?有(?P<v>(?:一|两|二|三|四|五|六|\\d)(?:个|只|条|位)?(?:[^，。]{{0,3}}?)(?:{ZH_KIN}))")),
+        (Dislikes, Chinese, none, format!("我{z}(?:不太喜欢|不喜欢|不喜爱|不爱|讨厌|厌恶|受不了)(?P<v>.+)")),
+        (Likes, Chinese, none, format!("我{z}(?P<verb>喜欢|喜爱|热爱|爱)(?P<v>.+)")),
+        (Likes, Chinese, none, format!("^(?:改|转而|开始)?{z}(?:喜欢|热爱|爱上)了?(?P<v>.+)")),
+        (Allergy, Chinese, none, format!("(?:我|^){z}对(?P<v>[^，。]{{1,10}}?)过敏")),
+        (Drives, Chinese, none, "我(?:现在|目前)?开(?:一辆|的是|的车是|着一辆)(?P<v>.+)".into()),
+        (Trait, Chinese, none, format!("我(?:是|是一个|是一名|是个)(?P<v>{ZH_TRAITS})")),
     ];
     sources
         .into_iter()
-        .map(|(slot, lang, source)| Pattern {
+        .map(|(slot, lang, check, source)| Pattern {
             slot,
             lang,
-            regex: Regex::new(&source).expect("built-in memory patterns compile"),
+            check,
+            regex: Regex::new(&source).unwrap_or_else(|err| panic!("memory pattern {source}: {err}")),
         })
         .collect()
 });
@@ -154,22 +443,177 @@ const QUOTES: &[char] = &['"', '\'', '“', '”', '「', '」', '『', '』', '
 
 /// The value of an English pattern: capitalized words for names and places, a short phrase for
 /// tastes. A name or place in Chinese characters ("My name is 李娜") is taken as a Han run.
-fn english_value(slot: Slot, raw: &str) -> Option<String> {
+fn english_value(slot: Slot, check: Check, raw: &str) -> Option<String> {
     let raw = raw.trim().trim_matches(QUOTES).trim();
-    if raw.chars().next().is_some_and(is_han) && !slot.is_taste() {
+    if raw.chars().next().is_some_and(is_han) && matches!(slot, Slot::Name | Slot::Home | Slot::Relative) {
         let run: String = raw.chars().take_while(|&c| is_han(c)).collect();
         return (2..=10).contains(&run.chars().count()).then_some(run);
     }
     match slot {
-        Slot::Name => proper_noun(raw, false),
+        Slot::Name if check == Check::BareName => {
+            let name = proper_noun(raw, false)?;
+            let first = name.split_whitespace().next().unwrap_or_default();
+            let ok = name.split_whitespace().count() <= 3 && !NOT_NAMES.contains(&first);
+            ok.then_some(name)
+        }
+        Slot::Name | Slot::Relative => proper_noun(raw, false),
         Slot::Home => proper_noun(raw, true),
-        Slot::Likes | Slot::Dislikes => taste_phrase(raw),
+        Slot::Employer => proper_noun(raw, true),
+        Slot::Job => job_phrase(raw, check == Check::Occupation),
+        Slot::Has => Some(raw.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Slot::Likes | Slot::Dislikes | Slot::Allergy => taste_phrase(raw),
+        Slot::Drives => job_phrase(raw, false),
+        Slot::Trait => Some(raw.to_lowercase()),
+        Slot::Remember => None,
     }
 }
 
+/// Capitalized words after "I'm" that are not names.
+const NOT_NAMES: [&str; 40] = [
+    "English",
+    "French",
+    "German",
+    "Italian",
+    "Spanish",
+    "Chinese",
+    "Japanese",
+    "American",
+    "British",
+    "Canadian",
+    "Australian",
+    "Indian",
+    "Korean",
+    "Russian",
+    "Mexican",
+    "Brazilian",
+    "Dutch",
+    "Swiss",
+    "Swedish",
+    "Irish",
+    "Scottish",
+    "Polish",
+    "Vietnamese",
+    "Thai",
+    "Catholic",
+    "Christian",
+    "Muslim",
+    "Jewish",
+    "Buddhist",
+    "Sorry",
+    "Fine",
+    "Good",
+    "Happy",
+    "Glad",
+    "Back",
+    "Here",
+    "Ready",
+    "Sure",
+    "Not",
+    "OK",
+];
+
+/// Occupations a bare "I'm a ..." must name to count as a job.
+const OCCUPATIONS: [&str; 72] = [
+    "engineer",
+    "developer",
+    "programmer",
+    "teacher",
+    "nurse",
+    "doctor",
+    "physician",
+    "lawyer",
+    "accountant",
+    "designer",
+    "architect",
+    "chef",
+    "cook",
+    "student",
+    "scientist",
+    "researcher",
+    "writer",
+    "journalist",
+    "artist",
+    "musician",
+    "photographer",
+    "pilot",
+    "driver",
+    "manager",
+    "consultant",
+    "analyst",
+    "pharmacist",
+    "dentist",
+    "vet",
+    "veterinarian",
+    "electrician",
+    "plumber",
+    "carpenter",
+    "mechanic",
+    "farmer",
+    "baker",
+    "barista",
+    "waiter",
+    "waitress",
+    "librarian",
+    "professor",
+    "lecturer",
+    "translator",
+    "editor",
+    "firefighter",
+    "officer",
+    "soldier",
+    "surgeon",
+    "therapist",
+    "psychologist",
+    "paramedic",
+    "cashier",
+    "entrepreneur",
+    "freelancer",
+    "physicist",
+    "chemist",
+    "biologist",
+    "economist",
+    "banker",
+    "secretary",
+    "receptionist",
+    "tailor",
+    "painter",
+    "actor",
+    "actress",
+    "dancer",
+    "singer",
+    "coach",
+    "tutor",
+    "administrator",
+    "technician",
+    "intern",
+];
+
+/// A job phrase ("a nurse", "software engineer"): up to where the clause goes on about
+/// something else, at most six words; with `need_occupation`, one word must be an occupation.
+fn job_phrase(raw: &str, need_occupation: bool) -> Option<String> {
+    let mut value = raw.trim_matches(QUOTES).trim();
+    for cut in
+        [" at ", " for ", " in ", " with ", " since ", " now", " these days", " by profession", " online"]
+    {
+        if let Some(i) = value.to_lowercase().find(cut) {
+            value = value[..i].trim();
+        }
+    }
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let first = words.first()?.to_lowercase();
+    if words.len() > 6 || TASTE_REJECT.contains(&first.as_str()) {
+        return None;
+    }
+    let occupation = words.iter().any(|w| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        OCCUPATIONS.contains(&w.as_str()) || OCCUPATIONS.contains(&w.trim_end_matches('s'))
+    });
+    (!need_occupation || occupation).then(|| words.join(" ").trim_end_matches(['.', '!', ',']).to_owned())
+}
+
 /// Lowercase words that may sit between capitalized ones ("Rio de Janeiro").
-const NAME_CONNECTORS: [&str; 12] =
-    ["de", "da", "del", "di", "du", "la", "le", "van", "von", "der", "of", "upon"];
+const NAME_CONNECTORS: [&str; 13] =
+    ["de", "da", "del", "di", "du", "la", "le", "van", "von", "der", "of", "upon", "&"];
 
 /// Leading capitalized words ("Lina Chen", "New York"), so "I live in fear" gives nothing and
 /// "I live in Lyon now" gives "Lyon". With `allow_the`, "the UK" keeps its article.
@@ -207,7 +651,7 @@ const TASTE_REJECT: [&str; 26] = [
 const TASTE_TO_REJECT: [&str; 5] = ["think", "believe", "say", "know", "be"];
 /// Nouns after "the" that introduce a clause: "I like the idea that ...", "the way you ...".
 const TASTE_THE_REJECT: [&str; 4] = ["idea", "way", "fact", "thought"];
-const TASTE_FILLERS: [&str; 12] = [
+const TASTE_FILLERS: [&str; 14] = [
     " very much",
     " so much",
     " a lot",
@@ -220,6 +664,8 @@ const TASTE_FILLERS: [&str; 12] = [
     " these days",
     " nowadays",
     " lately",
+    " instead",
+    " online",
 ];
 
 /// A short noun or verb phrase ("jazz", "hiking in the Alps"), at most eight words.
@@ -253,7 +699,17 @@ fn strip_suffix_ignore_case<'a>(value: &'a str, suffix: &str) -> Option<&'a str>
 const ZH_STOPS: [&str; 8] = ["我", "但是", "不过", "可是", "而且", "并且", "所以", "因为"];
 const ZH_NAME_STOPS: [&str; 7] = ["今年", "是", "在", "住", "来自", "和", "也"];
 const ZH_HOME_STOPS: [&str; 8] = ["已经", "和", "工作", "上班", "上学", "读书", "生活", "住"];
-const ZH_TASTE_STOPS: [&str; 5] = ["也喜欢", "还喜欢", "也爱", "也不喜欢", "也讨厌"];
+const ZH_JOB_STOPS: [&str; 5] = ["已经", "了", "在", "工作", "，"];
+/// Endings of occupations ("护士", "软件工程师", "程序员").
+const ZH_JOBS: [&str; 30] = [
+    "师", "员", "医生", "护士", "工人", "司机", "记者", "经理", "会计", "警察", "农民", "老板", "主管",
+    "总监", "博士", "学生", "教授", "作家", "画家", "演员", "歌手", "保安", "销售", "主播", "翻译", "编辑",
+    "导演", "秘书", "店长", "校长",
+];
+/// The most common Chinese surnames, for "我是王芳" (a name) against "我是北京人" (not one).
+const ZH_SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧";
+const ZH_TASTE_STOPS: [&str; 8] =
+    ["也喜欢", "还喜欢", "也爱", "也不喜欢", "也讨厌", "这件事", "这个事", "这事"];
 const ZH_PARTICLES: &[char] = &['了', '啊', '呀', '哦', '的', '呢', '吧', '啦', '哈', '嘛', '哟', '喔'];
 /// Values starting with these are pronouns or grammar, not names, places or things.
 const ZH_REJECT_START: [&str; 12] =
@@ -263,27 +719,41 @@ const ZH_QUESTION: [&str; 5] = ["什么", "谁", "哪", "吗", "怎么"];
 
 /// The value of a Chinese pattern: the rest of the clause up to a stop word, without trailing
 /// particles, taken verbatim.
-fn chinese_value(slot: Slot, raw: &str) -> Option<String> {
+fn chinese_value(slot: Slot, check: Check, raw: &str) -> Option<String> {
     let mut value = raw.trim();
     if slot.is_taste() {
         // "我最喜欢的是饺子": the thing is after "的是".
         value = value.strip_prefix("的就是").or_else(|| value.strip_prefix("的是")).unwrap_or(value);
     }
     let extra: &[&str] = match slot {
-        Slot::Name => &ZH_NAME_STOPS,
+        Slot::Name | Slot::Relative => &ZH_NAME_STOPS,
         Slot::Home => &ZH_HOME_STOPS,
+        Slot::Job => &ZH_JOB_STOPS,
         // "我喜欢猫也喜欢狗": the first thing ends where the next taste begins.
         Slot::Likes | Slot::Dislikes => &ZH_TASTE_STOPS,
+        Slot::Employer | Slot::Has | Slot::Remember | Slot::Allergy | Slot::Drives | Slot::Trait => &[],
     };
     let cut = ZH_STOPS.iter().chain(extra).filter_map(|stop| value.find(stop)).min().unwrap_or(value.len());
     let value = value[..cut].trim().trim_end_matches(ZH_PARTICLES).trim_matches(QUOTES).trim();
 
     let chars = value.chars().count();
     let (min, max) = match slot {
-        Slot::Name | Slot::Home => (2, 20),
-        Slot::Likes | Slot::Dislikes => (1, 20),
+        Slot::Name | Slot::Home | Slot::Employer | Slot::Has => (2, 20),
+        Slot::Relative | Slot::Job | Slot::Likes | Slot::Dislikes | Slot::Remember => (1, 20),
+        Slot::Allergy | Slot::Drives | Slot::Trait => (1, 20),
     };
-    let plausible = (min..=max).contains(&chars)
+    let is_job = || ZH_JOBS.iter().any(|job| value.ends_with(job));
+    let checked = match check {
+        Check::Occupation => is_job(),
+        Check::Surname => {
+            (2..=3).contains(&chars)
+                && value.chars().next().is_some_and(|c| ZH_SURNAMES.contains(c))
+                && !is_job()
+        }
+        Check::None | Check::BareName => true,
+    };
+    let plausible = checked
+        && (min..=max).contains(&chars)
         && !ZH_REJECT_START.iter().any(|p| value.starts_with(p))
         && !ZH_QUESTION.iter().any(|q| value.contains(q));
     plausible.then(|| value.to_owned())
@@ -400,5 +870,70 @@ mod tests {
     #[test]
     fn a_fact_said_twice_in_one_message_is_listed_once() {
         assert_eq!(facts("I like jazz. I like jazz!"), one(Slot::Likes, "jazz"));
+    }
+
+    #[test]
+    fn work_and_family() {
+        assert_eq!(
+            facts("I work as a nurse at Mercy Hospital"),
+            [(Slot::Job, "a nurse".to_owned()), (Slot::Employer, "Mercy Hospital".to_owned()),]
+        );
+        assert_eq!(facts("I'm a software engineer."), one(Slot::Job, "a software engineer"));
+        assert_eq!(facts("I'm a big fan of jazz"), one(Slot::Likes, "jazz"));
+        assert_eq!(facts("I just started working at Siemens"), one(Slot::Employer, "Siemens"));
+        assert_eq!(facts("My wife is called Ana"), one(Slot::Relative, "Ana"));
+        assert_eq!(facts_in("My wife's name is Ana")[0].key, "wife");
+        assert_eq!(facts("I have two daughters."), one(Slot::Has, "two daughters"));
+        assert_eq!(facts("我是一名护士"), one(Slot::Job, "护士"));
+        assert_eq!(facts("我在华为工作"), one(Slot::Employer, "华为"));
+        assert_eq!(facts("我女儿叫小雨"), one(Slot::Relative, "小雨"));
+        assert_eq!(facts("我有两个孩子"), one(Slot::Has, "两个孩子"));
+        assert_eq!(facts("我是王芳"), one(Slot::Name, "王芳"));
+        assert_eq!(facts("我是程序员"), one(Slot::Job, "程序员"));
+        assert_eq!(facts("Hi, I'm Tom"), one(Slot::Name, "Tom"));
+        for text in [
+            "I'm Italian",
+            "I'm a bit tired",
+            "我是北京人",
+            "我有一个问题",
+            "我在家做饭",
+            "My friend works at Google",
+        ] {
+            assert_eq!(facts(text), [], "{text}");
+        }
+    }
+
+    #[test]
+    fn moves_say_where_to() {
+        assert_eq!(facts("I moved from Lyon to Paris last month."), one(Slot::Home, "Paris"));
+        assert_eq!(facts("我从上海搬到了深圳"), one(Slot::Home, "深圳"));
+    }
+
+    #[test]
+    fn remember_and_forget_requests() {
+        assert_eq!(
+            facts("Please remember that my passport expires in March."),
+            one(Slot::Remember, "my passport expires in March")
+        );
+        assert_eq!(facts("Remember that I hate olives"), one(Slot::Dislikes, "olives"));
+        assert_eq!(facts("记住，我的车牌号是沪A12345。"), one(Slot::Remember, "我的车牌号是沪A12345"));
+        let forget = said_in("Forget that I like olives.");
+        assert_eq!(
+            forget,
+            [Said::Forget { facts: vec![Fact::new(Slot::Likes, "olives")], phrase: "I like olives".into() }]
+        );
+        let jeep = said_in("I sold the car, so forget that I drive a green Jeep.");
+        assert_eq!(
+            jeep,
+            [Said::Forget {
+                facts: vec![Fact::new(Slot::Drives, "a green Jeep")],
+                phrase: "I drive a green Jeep".into()
+            }]
+        );
+        assert_eq!(facts("Forget that I like olives."), []);
+        assert!(
+            matches!(&said_in("忘掉我的车牌号")[..], [Said::Forget { facts, phrase }] if facts.is_empty() && phrase == "车牌号")
+        );
+        assert_eq!(said_in("I forgot my keys."), []);
     }
 }

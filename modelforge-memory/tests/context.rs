@@ -5,7 +5,8 @@ mod common;
 use common::memory_at;
 use modelforge_core::{ChatMessage, Memory, MemoryKind, Role};
 use modelforge_memory::{
-    AssembledContext, ContextBudget, ContextError, ContextRequest, MEMORY_HEADER, assemble_context,
+    AssembledContext, ContextBudget, ContextError, ContextRequest, MEMORY_HEADER, SUMMARY_HEADER,
+    assemble_context,
 };
 
 fn words(text: &str) -> usize {
@@ -24,7 +25,12 @@ fn conversation(pairs: usize) -> Vec<ChatMessage> {
 }
 
 fn budget(prompt_tokens: u32, overhead: u32) -> ContextBudget {
-    ContextBudget { context_length: prompt_tokens + 100, max_tokens: 100, per_message_overhead: overhead }
+    ContextBudget {
+        context_length: prompt_tokens + 100,
+        max_tokens: 100,
+        per_message_overhead: overhead,
+        memory_share: 1.0,
+    }
 }
 
 fn assemble(
@@ -33,7 +39,8 @@ fn assemble(
     history: &[ChatMessage],
     budget: ContextBudget,
 ) -> AssembledContext {
-    let req = ContextRequest { system_prompt: prompt, memories, history };
+    let req =
+        ContextRequest { system_prompt: prompt, memories, summary: None, summarized_messages: 0, history };
     assemble_context(&req, &budget, &words).expect("fits")
 }
 
@@ -103,7 +110,13 @@ fn the_new_message_is_kept_when_nothing_else_fits() {
 #[test]
 fn too_long_when_the_prompt_and_new_message_alone_do_not_fit() {
     let history = [ChatMessage::user("one two three four five")];
-    let req = ContextRequest { system_prompt: "a b c", memories: &[], history: &history };
+    let req = ContextRequest {
+        system_prompt: "a b c",
+        memories: &[],
+        summary: None,
+        summarized_messages: 0,
+        history: &history,
+    };
     let budget = ContextBudget::new(30, 10);
     let err = assemble_context(&req, &budget, &words).unwrap_err();
 
@@ -116,34 +129,74 @@ fn too_long_when_the_prompt_and_new_message_alone_do_not_fit() {
 #[test]
 fn max_tokens_larger_than_the_window_leaves_no_budget() {
     let history = [ChatMessage::user("hi")];
-    let req = ContextRequest { system_prompt: "", memories: &[], history: &history };
+    let req = ContextRequest {
+        system_prompt: "",
+        memories: &[],
+        summary: None,
+        summarized_messages: 0,
+        history: &history,
+    };
     let err = assemble_context(&req, &ContextBudget::new(100, 200), &words).unwrap_err();
     assert_eq!(err, ContextError::TooLong { needed: 9, budget: 0 });
 }
 
 #[test]
-fn memories_are_included_newest_first_while_they_fit() {
-    // Deliberately not in time order in the slice.
+fn memories_are_included_in_the_given_order_while_they_fit() {
+    // Most relevant first, as retrieval ranks them; not in time order.
     let memories = [
         memory_at(30, MemoryKind::Preference, "The user likes jazz."),
         memory_at(10, MemoryKind::Profile, "The user's name is Lina."),
         memory_at(20, MemoryKind::Profile, "The user lives in Lyon."),
     ];
     let history = [ChatMessage::user("hello")];
-    // "sys" (1) + header (9) + "- The user likes jazz." (5) + "- The user lives in Lyon." (6)
+    // "sys" (1) + header (9) + "- The user likes jazz." (5) + "- The user's name is Lina." (6)
     // + overhead 1 = 22, and the new message 2: the third memory (6 more) does not fit.
     let ctx = assemble("sys", &memories, &history, budget(24, 1));
 
     let system = &ctx.messages[0].content;
-    assert!(
-        system.contains("The user likes jazz.") && system.contains("The user lives in Lyon."),
-        "{system}"
-    );
-    assert!(!system.contains("Lina"), "{system}");
-    assert_eq!(ctx.report.memories_used, [memories[2].id, memories[0].id], "oldest first, as rendered");
-    assert_eq!(ctx.report.memories_left_out, [memories[1].id]);
+    assert!(system.contains("The user likes jazz.") && system.contains("Lina"), "{system}");
+    assert!(!system.contains("Lyon"), "{system}");
+    assert_eq!(ctx.report.memories_used, [memories[0].id, memories[1].id]);
+    assert_eq!(ctx.report.memories_left_out, [memories[2].id]);
     assert_eq!(ctx.report.used_tokens, 24);
     assert_eq!(ctx.report.summary(), "left out 1 memory to fit 24 tokens");
+}
+
+#[test]
+fn memories_take_no_more_than_their_share_of_the_budget() {
+    let memories: Vec<Memory> =
+        (0..40).map(|i| memory_at(i, MemoryKind::Fact, &format!("The user owns item number {i}."))).collect();
+    let history = conversation(2);
+    let budget = ContextBudget { memory_share: 0.25, ..budget(400, 1) };
+    let ctx = assemble("sys", &memories, &history, budget);
+    // The system message holds the prompt and memories: at most a quarter of 400 tokens for
+    // the memories on top of the prompt's own cost.
+    let system_cost = words(&ctx.messages[0].content) as u32 + 1;
+    assert!(system_cost <= 100 + 2, "{system_cost}");
+    assert!(!ctx.report.memories_used.is_empty() && !ctx.report.memories_left_out.is_empty());
+    assert_eq!(ctx.report.history_left_out, 0, "history keeps the rest of the budget");
+    let everything = assemble("sys", &memories, &history, ContextBudget { memory_share: 1.0, ..budget });
+    assert!(everything.report.memories_used.len() > ctx.report.memories_used.len());
+}
+
+#[test]
+fn a_summary_of_older_turns_goes_in_the_system_message_and_the_report() {
+    let history = conversation(1);
+    let req = ContextRequest {
+        system_prompt: "sys",
+        memories: &[],
+        summary: Some("The user asked about trains and buses."),
+        summarized_messages: 12,
+        history: &history,
+    };
+    let ctx = assemble_context(&req, &budget(1000, 1), &words).unwrap();
+    assert_eq!(
+        ctx.messages[0].content,
+        format!("sys\n\n{SUMMARY_HEADER}\nThe user asked about trains and buses.")
+    );
+    assert_eq!(ctx.report.history_summarized, 12);
+    assert!(ctx.report.summary().ends_with("12 older messages summarized"), "{}", ctx.report.summary());
+    assert_eq!(ctx.report.used_tokens, recount(&ctx, 1));
 }
 
 #[test]
@@ -165,8 +218,13 @@ fn the_report_is_consistent_for_every_budget() {
     let mut fitted = 0;
     for prompt_tokens in 0..150 {
         for overhead in [0, 1, 8] {
-            let req =
-                ContextRequest { system_prompt: "You are helpful.", memories: &memories, history: &history };
+            let req = ContextRequest {
+                system_prompt: "You are helpful.",
+                memories: &memories,
+                summary: None,
+                summarized_messages: 0,
+                history: &history,
+            };
             let budget = budget(prompt_tokens, overhead);
             match assemble_context(&req, &budget, &words) {
                 Ok(ctx) => {

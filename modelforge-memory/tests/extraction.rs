@@ -14,7 +14,7 @@ fn extract(text: &str, existing: &[Memory]) -> Vec<MemoryOp> {
 }
 
 fn add(kind: MemoryKind, content: &str) -> MemoryOp {
-    MemoryOp::Add { kind, content: content.to_owned() }
+    MemoryOp::Add { kind, content: content.to_owned(), confidence: 1.0 }
 }
 
 #[test]
@@ -33,17 +33,11 @@ fn chinese_name_and_home_keep_the_values_verbatim() {
     let ops = extract("我叫李娜，我住在上海。", &[]);
     assert_eq!(
         ops,
-        [
-            add(MemoryKind::Profile, "The user's name is 李娜."),
-            add(MemoryKind::Profile, "The user lives in 上海.")
-        ]
+        [add(MemoryKind::Profile, "用户的名字是李娜。"), add(MemoryKind::Profile, "用户住在上海。")]
     );
     assert_eq!(
         extract("我的名字是王芳，我在北京住。", &[]),
-        [
-            add(MemoryKind::Profile, "The user's name is 王芳."),
-            add(MemoryKind::Profile, "The user lives in 北京.")
-        ]
+        [add(MemoryKind::Profile, "用户的名字是王芳。"), add(MemoryKind::Profile, "用户住在北京。")]
     );
 }
 
@@ -72,9 +66,9 @@ fn likes_and_dislikes_in_chinese() {
     assert_eq!(
         extract("我喜欢爵士乐。我不喜欢香菜，我讨厌下雨天！", &[]),
         [
-            add(MemoryKind::Preference, "The user likes 爵士乐."),
-            add(MemoryKind::Preference, "The user dislikes 香菜."),
-            add(MemoryKind::Preference, "The user dislikes 下雨天."),
+            add(MemoryKind::Preference, "用户喜欢爵士乐。"),
+            add(MemoryKind::Preference, "用户不喜欢香菜。"),
+            add(MemoryKind::Preference, "用户不喜欢下雨天。"),
         ]
     );
 }
@@ -142,7 +136,7 @@ fn moving_updates_the_home_memory() {
 fn a_new_name_updates_the_name_memory_across_languages() {
     let name = memory_at(1, MemoryKind::Profile, "The user's name is Lina.");
     let ops = extract("我叫李娜", std::slice::from_ref(&name));
-    assert_eq!(ops, [MemoryOp::Update { id: name.id, content: "The user's name is 李娜.".into() }]);
+    assert_eq!(ops, [MemoryOp::Update { id: name.id, content: "用户的名字是李娜。".into() }]);
 }
 
 #[test]
@@ -165,7 +159,7 @@ fn a_like_contradicting_a_dislike_updates_it_and_back() {
     let like = memory_at(1, MemoryKind::Preference, "The user likes 香菜.");
     assert_eq!(
         extract("我不喜欢香菜了", std::slice::from_ref(&like)),
-        [MemoryOp::Update { id: like.id, content: "The user dislikes 香菜.".into() }]
+        [MemoryOp::Update { id: like.id, content: "用户不喜欢香菜。".into() }]
     );
 }
 

@@ -23,6 +23,9 @@ pub const MESSAGE_MAX_BYTES: usize = 1 << 20;
 pub const MEMORY_MAX_BYTES: usize = 4 << 10;
 /// Most dimensions of a memory's embedding.
 pub const EMBEDDING_MAX_DIMS: usize = 4096;
+/// Largest session summary, in bytes (64 KiB): a summary stands in for many messages in
+/// the context window, so it must stay far smaller than they are.
+pub const SUMMARY_MAX_BYTES: usize = 64 << 10;
 /// Longest session search text, in characters.
 pub const SEARCH_MAX_CHARS: usize = 200;
 
@@ -188,6 +191,28 @@ pub(crate) fn check_memory(content: &str) -> Result<(), StoreError> {
     check_no_nul("memory content", content)
 }
 
+/// Not blank, at most 64 KiB.
+pub(crate) fn check_summary(content: &str) -> Result<(), StoreError> {
+    if content.trim().is_empty() {
+        return Err(invalid("summary content", "must not be empty"));
+    }
+    if content.len() > SUMMARY_MAX_BYTES {
+        return Err(invalid(
+            "summary content",
+            format!("must be at most {SUMMARY_MAX_BYTES} bytes, got {}", content.len()),
+        ));
+    }
+    check_no_nul("summary content", content)
+}
+
+/// At least the one message the summary runs through, and a count the databases can hold.
+pub(crate) fn check_covered_messages(covered: u64) -> Result<i64, StoreError> {
+    match i64::try_from(covered) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(invalid("covered_messages", format!("must be from 1 to {}, got {covered}", i64::MAX))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +269,14 @@ mod tests {
         assert_eq!(field_of(check_message("a\0b")), "message content");
         assert_eq!(field_of(check_new_title("  ")), "title");
         assert!(check_title("").is_ok());
+        assert!(check_summary(&"s".repeat(SUMMARY_MAX_BYTES)).is_ok());
+        for bad in [" \n ".to_owned(), "s".repeat(SUMMARY_MAX_BYTES + 1), "a\0b".to_owned()] {
+            assert_eq!(field_of(check_summary(&bad)), "summary content");
+        }
+        assert_eq!(check_covered_messages(1).unwrap(), 1);
+        for bad in [0, u64::MAX] {
+            assert_eq!(field_of(check_covered_messages(bad).map(drop)), "covered_messages");
+        }
     }
 
     #[test]

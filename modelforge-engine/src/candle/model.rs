@@ -223,6 +223,12 @@ impl LoadedModel for CandleModel {
     ) -> Result<Generation, BackendError> {
         let _span =
             tracing::info_span!("generate", backend = "candle", max_tokens = params.max_tokens).entered();
+        if params.grammar.is_some() {
+            return Err(BackendError::Unsupported {
+                what: "grammar-constrained sampling".into(),
+                backend: "the candle backend (use the llama.cpp backend for grammars)".into(),
+            });
+        }
         let tokens = self.prompt_tokens(prompt)?;
         let prompt_tokens = tokens.len() as u32;
         if tokens.is_empty() {

@@ -344,6 +344,13 @@ impl<'m> Worker<'m> {
     }
 
     fn start(&mut self, place: Placement, request: Request) -> Result<(), BackendError> {
+        let sampler = match sampler_chain(&request.params, self.model) {
+            Ok(sampler) => sampler,
+            Err(err) => {
+                let _ = request.events.send(Event::Done(Err(err)));
+                return Ok(());
+            }
+        };
         let seq = self.slots[place.slot].seq;
         let ctx = match self.ctx() {
             Ok(ctx) => ctx,
@@ -382,9 +389,8 @@ impl<'m> Worker<'m> {
             copied = place.source.is_some(),
             "generation admitted"
         );
-        let model = self.model;
         slot.job = Some(Job {
-            sampler: sampler_chain(&request.params, model.n_vocab()),
+            sampler,
             pending: request.tokens[reuse..].iter().copied().collect(),
             next: None,
             logits_at: None,

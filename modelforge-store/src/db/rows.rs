@@ -5,10 +5,12 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use modelforge_core::{Memory, MemoryKind, MemoryRecord, Message, Role, Session, StoreError, User, UserRole};
+use modelforge_core::{
+    Memory, MemoryKind, MemoryRecord, Message, Role, Session, SessionSummary, StoreError, User, UserRole,
+};
 
 use super::errors::corrupt;
-use super::schema::{memories, messages, refresh_tokens, sessions, users};
+use super::schema::{memories, messages, refresh_tokens, session_summaries, sessions, users};
 use crate::embedding;
 
 /// Now, at the microsecond precision the database keeps, so a record returned by a write
@@ -41,6 +43,7 @@ pub(crate) struct UserRow {
     pub created_at: i64,
     pub last_login: Option<i64>,
     pub disabled: bool,
+    pub memory_enabled: bool,
 }
 
 impl UserRow {
@@ -53,6 +56,7 @@ impl UserRow {
             username: self.username,
             email: self.email,
             disabled: self.disabled,
+            memory_enabled: self.memory_enabled,
         })
     }
 }
@@ -118,6 +122,7 @@ pub(crate) struct SessionRow {
     pub message_count: i64,
     pub last_message_at: Option<i64>,
     pub last_message_preview: Option<String>,
+    pub temporary: bool,
 }
 
 impl SessionRow {
@@ -132,6 +137,7 @@ impl SessionRow {
             last_message_preview: self.last_message_preview,
             pinned: self.pinned,
             archived: self.archived,
+            temporary: self.temporary,
         })
     }
 }
@@ -198,6 +204,29 @@ impl MemoryRow {
             confidence: self.confidence,
             updated_at: timestamp(self.updated_at)?,
             embedding: self.embedding.as_deref().map(embedding::decode).transpose()?,
+        })
+    }
+}
+
+/// A session summary row, as stored and as read back.
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = session_summaries, primary_key(session_id))]
+pub(crate) struct SessionSummaryRow {
+    pub session_id: String,
+    pub through_message: String,
+    pub content: String,
+    pub covered_messages: i64,
+    pub created_at: i64,
+}
+
+impl SessionSummaryRow {
+    pub(crate) fn into_summary(self) -> Result<SessionSummary, StoreError> {
+        Ok(SessionSummary {
+            session_id: parse("a session id", &self.session_id)?,
+            through_message: parse("a message id", &self.through_message)?,
+            covered_messages: count("a summary's message count", self.covered_messages)?,
+            created_at: timestamp(self.created_at)?,
+            content: self.content,
         })
     }
 }

@@ -17,6 +17,7 @@ diesel::table! {
         failed_logins -> BigInt,
         locked_until -> Nullable<BigInt>,
         token_version -> BigInt,
+        memory_enabled -> Bool,
     }
 }
 
@@ -45,6 +46,7 @@ diesel::table! {
         message_count -> BigInt,
         last_message_at -> Nullable<BigInt>,
         last_message_preview -> Nullable<Text>,
+        temporary -> Bool,
     }
 }
 
@@ -73,9 +75,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    session_summaries (session_id) {
+        session_id -> Text,
+        through_message -> Text,
+        content -> Text,
+        covered_messages -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(memories -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(session_summaries -> sessions (session_id));
+diesel::joinable!(session_summaries -> messages (through_message));
 
-diesel::allow_tables_to_appear_in_same_query!(users, refresh_tokens, sessions, messages, memories);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    refresh_tokens,
+    sessions,
+    messages,
+    memories,
+    session_summaries
+);

@@ -4,13 +4,14 @@
 
 use modelforge_core::{
     Actor, ChatMessage, ImportSummary, MemoryDetails, MemoryId, MemoryRecord, MemoryUpdate, Message,
-    MessageId, MessagePage, NewMemory, NewUser, Page, Session, SessionId, SessionPage, SessionQuery,
-    SessionStore, StoreError, TokenPair, User, UserExport, UserId, UserRole,
+    MessageId, MessagePage, NewMemory, NewSession, NewUser, Page, Session, SessionId, SessionPage,
+    SessionQuery, SessionStore, SessionSummary, StoreError, TokenPair, User, UserExport, UserId, UserRole,
 };
 use tracing::field::Empty;
 
 use super::{
-    Conn, Store, lock_users, memories, messages, read_tx, sessions, tokens, transfer, users, write_tx,
+    Conn, Store, lock_users, memories, messages, read_tx, sessions, summaries, tokens, transfer, users,
+    write_tx,
 };
 use crate::db::rows::{now_micros, timestamp};
 use crate::{limits, password, refresh};
@@ -401,11 +402,29 @@ impl SessionStore for Store {
         })
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id, session_id = Empty))]
-    fn create_session(&self, actor: &Actor, title: &str) -> Result<Session, StoreError> {
-        limits::check_title(title)?;
-        let session =
-            self.write("creating a session", |conn| sessions::insert(conn, actor.user_id, title))?;
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %actor.user_id, target = %user, enabled = enabled)
+    )]
+    fn set_memory_enabled(&self, actor: &Actor, user: UserId, enabled: bool) -> Result<User, StoreError> {
+        self.write("switching memory", |conn| {
+            if user != actor.user_id {
+                users::require_admin(conn, actor, "switching another user's memory")?;
+            }
+            users::set_memory_enabled(conn, user, enabled)?;
+            users::get(conn, user)
+        })
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %actor.user_id, session_id = Empty, temporary = new.temporary)
+    )]
+    fn create_session_with(&self, actor: &Actor, new: &NewSession) -> Result<Session, StoreError> {
+        limits::check_title(&new.title)?;
+        let session = self.write("creating a session", |conn| sessions::insert(conn, actor.user_id, new))?;
         tracing::Span::current().record("session_id", tracing::field::display(session.id));
         Ok(session)
     }
@@ -443,6 +462,22 @@ impl SessionStore for Store {
         archived: bool,
     ) -> Result<Session, StoreError> {
         self.write("archiving a session", |conn| sessions::set_archived(conn, actor.user_id, id, archived))
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %actor.user_id, session_id = %id, temporary = temporary)
+    )]
+    fn set_session_temporary(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        temporary: bool,
+    ) -> Result<Session, StoreError> {
+        self.write("making a session temporary", |conn| {
+            sessions::set_temporary(conn, actor.user_id, id, temporary)
+        })
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id, session_id = %id))]
@@ -502,6 +537,40 @@ impl SessionStore for Store {
         message: MessageId,
     ) -> Result<u64, StoreError> {
         self.write("deleting messages", |conn| messages::delete_after(conn, actor.user_id, session, message))
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(
+            user_id = %actor.user_id,
+            session_id = %session,
+            covered_messages = covered_messages,
+            bytes = content.len()
+        )
+    )]
+    fn save_session_summary(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        through_message: MessageId,
+        covered_messages: u64,
+        content: &str,
+    ) -> Result<SessionSummary, StoreError> {
+        limits::check_summary(content)?;
+        let covered = limits::check_covered_messages(covered_messages)?;
+        self.write("saving a session summary", |conn| {
+            summaries::save(conn, actor.user_id, session, through_message, covered, content)
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id, session_id = %session))]
+    fn session_summary(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        self.read("loading a session summary", |conn| summaries::get(conn, actor.user_id, session))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id, kind = memory.kind.as_str()))]

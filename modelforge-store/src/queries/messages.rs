@@ -82,7 +82,8 @@ pub(super) fn page(conn: &mut Conn, session: SessionId, page: Page) -> Result<Me
 }
 
 /// Deletes the messages after `message` in the owner's session and refreshes the session's
-/// summary; the caller runs this in a write transaction.
+/// list columns (count, preview); the caller runs this in a write transaction. A conversation
+/// summary through a deleted message goes with it (`ON DELETE CASCADE`).
 pub(super) fn delete_after(
     conn: &mut Conn,
     owner: UserId,

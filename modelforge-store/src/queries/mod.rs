@@ -16,6 +16,7 @@ mod api;
 mod memories;
 mod messages;
 mod sessions;
+mod summaries;
 mod tokens;
 mod transfer;
 mod users;

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel::{delete, insert_into, update};
-use modelforge_core::{Page, Session, SessionId, SessionPage, SessionQuery, StoreError, UserId};
+use modelforge_core::{NewSession, Page, Session, SessionId, SessionPage, SessionQuery, StoreError, UserId};
 
 use super::Conn;
 use crate::db::errors::{db_error, is_foreign_key_violation, while_};
@@ -39,12 +39,12 @@ pub(super) fn insert_row(conn: &mut Conn, row: &SessionRow) -> Result<(), StoreE
 }
 
 /// Starts an empty session.
-pub(super) fn insert(conn: &mut Conn, owner: UserId, title: &str) -> Result<Session, StoreError> {
+pub(super) fn insert(conn: &mut Conn, owner: UserId, new: &NewSession) -> Result<Session, StoreError> {
     let now = now_micros();
     let row = SessionRow {
         id: SessionId::new().to_string(),
         user_id: owner.to_string(),
-        title: title.to_owned(),
+        title: new.title.clone(),
         created_at: now,
         updated_at: now,
         pinned: false,
@@ -52,6 +52,7 @@ pub(super) fn insert(conn: &mut Conn, owner: UserId, title: &str) -> Result<Sess
         message_count: 0,
         last_message_at: None,
         last_message_preview: None,
+        temporary: new.temporary,
     };
     insert_row(conn, &row)?;
     row.into_session()
@@ -168,6 +169,23 @@ pub(super) fn set_archived(
     get(conn, owner, id)
 }
 
+/// Makes a session temporary or ordinary (`updated_at` stays).
+pub(super) fn set_temporary(
+    conn: &mut Conn,
+    owner: UserId,
+    id: SessionId,
+    temporary: bool,
+) -> Result<Session, StoreError> {
+    let changed = update(owned(owner, id))
+        .set(sessions::temporary.eq(temporary))
+        .execute(conn)
+        .map_err(while_("making a session temporary"))?;
+    if changed == 0 {
+        return Err(not_found(id));
+    }
+    get(conn, owner, id)
+}
+
 /// Counts a new message, which also takes the session row's write lock on PostgreSQL, so
 /// appends to one session are serialized. Not found if the owner lacks the session.
 /// Returns the title and the time of the newest message before this one.
@@ -231,7 +249,7 @@ pub(super) fn set_summary(
     Ok(())
 }
 
-/// Deletes a session; its messages go with it (`ON DELETE CASCADE`).
+/// Deletes a session; its messages and summary go with it (`ON DELETE CASCADE`).
 pub(super) fn remove(conn: &mut Conn, owner: UserId, id: SessionId) -> Result<(), StoreError> {
     let deleted = delete(owned(owner, id)).execute(conn).map_err(while_("deleting a session"))?;
     if deleted == 0 { Err(not_found(id)) } else { Ok(()) }

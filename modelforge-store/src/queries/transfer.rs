@@ -55,6 +55,7 @@ pub(super) fn import(
                 message_count: rows.len() as i64,
                 last_message_at: last.map(|row| row.created_at),
                 last_message_preview: last.map(|row| text::preview(&row.content)),
+                temporary: session.temporary,
             },
         )?;
         messages::insert_rows(conn, &rows)?;

@@ -55,6 +55,8 @@ pub(super) fn insert(
         created_at: timestamp(row.created_at)?,
         last_login: None,
         disabled: false,
+        // The column's default.
+        memory_enabled: true,
     })
 }
 
@@ -210,6 +212,15 @@ pub(super) fn set_disabled(conn: &mut Conn, id: UserId, disabled: bool) -> Resul
         .set(users::disabled.eq(disabled))
         .execute(conn)
         .map_err(while_("disabling a user"))?;
+    if changed == 0 { Err(not_found(id)) } else { Ok(()) }
+}
+
+/// Switches memory on or off for a user.
+pub(super) fn set_memory_enabled(conn: &mut Conn, id: UserId, enabled: bool) -> Result<(), StoreError> {
+    let changed = update(users::table.find(id.to_string()))
+        .set(users::memory_enabled.eq(enabled))
+        .execute(conn)
+        .map_err(while_("switching memory"))?;
     if changed == 0 { Err(not_found(id)) } else { Ok(()) }
 }
 

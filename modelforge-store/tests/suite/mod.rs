@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bad_input;
 pub mod concurrency;
 pub mod data;
+pub mod memory_controls;
 
 /// Declares one `#[test]` per behaviour, each running it on a store from `$factory`.
 macro_rules! behaviour_tests {
@@ -49,6 +50,13 @@ macro_rules! behaviour_tests {
             bad_input::memories_are_scoped_to_their_owner,
             bad_input::exports_hold_only_the_actors_data,
             bad_input::deleting_an_account_removes_all_its_data,
+            memory_controls::temporary_sessions_are_marked_at_creation_and_can_be_switched,
+            memory_controls::exports_and_imports_keep_temporary_sessions,
+            memory_controls::memory_is_on_by_default_and_switched_by_the_user_or_an_admin,
+            memory_controls::a_summary_is_replaced_and_goes_with_its_messages_and_session,
+            memory_controls::a_summary_through_a_message_of_another_session_is_not_found,
+            memory_controls::another_users_session_is_not_found_for_temporary_and_summary_calls,
+            memory_controls::deleting_an_account_removes_its_summaries,
             concurrency::sixteen_threads_append_500_messages_each,
             concurrency::concurrent_first_registrations_make_one_admin,
             concurrency::concurrent_refreshes_of_one_token_succeed_at_most_once,

@@ -5,10 +5,14 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use modelforge_core::{Actor, FinishReason, GenerationParams, LoadOptions, SessionId, SessionStore};
+use std::sync::Arc;
+
+use modelforge_core::{
+    Actor, FinishReason, GenerationParams, LoadOptions, MemoryExtractor, SessionId, SessionStore,
+};
 use modelforge_examples::setup;
-use modelforge_examples::turn::{self, DEFAULT_SYSTEM_PROMPT, Turn, TurnOutcome};
-use modelforge_memory::RuleExtractor;
+use modelforge_examples::turn::{self, DEFAULT_SYSTEM_PROMPT, MemoryMode, Turn, TurnOutcome};
+use modelforge_memory::{ContextBudget, Learned, LlmExtractor, MemoryBank, RuleExtractor, SearchOptions};
 use serde_json::json;
 
 /// Arguments of `modelforge chat`.
@@ -50,6 +54,26 @@ pub struct ChatArgs {
     /// Inference threads [default: all cores].
     #[arg(long)]
     threads: Option<u32>,
+    /// Start a temporary session: memories are neither used nor learned in it.
+    #[arg(long, conflicts_with = "session")]
+    temporary: bool,
+    /// Also let the model extract memories (grammar-constrained JSON), besides the rules.
+    #[arg(long)]
+    llm_memory: bool,
+    /// The sentence embedder for memory search (a directory, or `none`) [default:
+    /// MODELFORGE_EMBEDDER, else DATA_DIR/models/all-MiniLM-L6-v2 if present, else keywords
+    /// only].
+    #[arg(long)]
+    embedder: Option<String>,
+    /// The most memories injected into a prompt.
+    #[arg(long, default_value_t = 5)]
+    memories: usize,
+    /// The share of the prompt budget memories may take.
+    #[arg(long, default_value_t = ContextBudget::DEFAULT_MEMORY_SHARE)]
+    memory_share: f32,
+    /// Leave out old turns that do not fit instead of summarizing them.
+    #[arg(long)]
+    no_summary: bool,
 }
 
 /// Runs `modelforge chat`.
@@ -69,22 +93,32 @@ pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..GenerationParams::default()
     };
-    let extractor = RuleExtractor::new();
+    let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
+    let bank = MemoryBank::new(Arc::clone(&store), embedder);
+    let rules = RuleExtractor::new();
+    let llm = args.llm_memory.then(|| LlmExtractor::new(Arc::clone(&model)));
+    let mut extractors: Vec<&dyn MemoryExtractor> = vec![&rules];
+    extractors.extend(llm.as_ref().map(|e| e as &dyn MemoryExtractor));
     let state_dir = data_dir.join("state");
     let turn = Turn {
         store: store.as_ref(),
         model: model.as_ref(),
-        extractor: &extractor,
+        memory: &bank,
+        extractors: &extractors,
+        retrieval: SearchOptions { top_k: args.memories, ..SearchOptions::default() },
+        memory_share: args.memory_share,
+        summarize: !args.no_summary,
         system_prompt: &args.system,
         params: &params,
         state_dir: Some(&state_dir),
     };
     match &args.message {
-        Some(message) => one_turn(&turn, &actor, args.session, message, args.json),
+        Some(message) => one_turn(&turn, &actor, args.session, args.temporary, message, args.json),
         None => Interactive {
             turn: &turn,
             actor,
             session: args.session,
+            temporary: args.temporary,
             model_path: PathBuf::from(&args.model),
             state_dir: &state_dir,
         }
@@ -96,12 +130,13 @@ fn one_turn(
     turn: &Turn<'_>,
     actor: &Actor,
     session: Option<SessionId>,
+    temporary: bool,
     message: &str,
     json: bool,
 ) -> anyhow::Result<()> {
     let session = match session {
         Some(id) => id,
-        None => turn.new_session(actor, message)?.id,
+        None => turn.new_session(actor, message, temporary)?.id,
     };
     let mut stdout = std::io::stdout();
     let outcome = turn.run(actor, session, message, &mut |piece| {
@@ -111,16 +146,21 @@ fn one_turn(
         }
         ControlFlow::Continue(())
     })?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&turn_json(&outcome))?);
-    } else {
+    if !json {
         println!();
         note_finish(&outcome);
+    }
+    // The reply is out; learning comes after it.
+    let learned = turn.learn(actor, &outcome)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&turn_json(&outcome, &learned))?);
+    } else {
+        note_learned(&learned);
     }
     Ok(())
 }
 
-fn turn_json(outcome: &TurnOutcome) -> serde_json::Value {
+fn turn_json(outcome: &TurnOutcome, learned: &Learned) -> serde_json::Value {
     let usage = outcome.generation.usage;
     json!({
         "session_id": outcome.session_id,
@@ -132,8 +172,11 @@ fn turn_json(outcome: &TurnOutcome) -> serde_json::Value {
             "total_tokens": usage.total_tokens(),
             "cached_tokens": usage.cached_tokens,
         },
+        "memory": outcome.memory,
         "memories_injected": outcome.context.memories_used,
-        "memories_learned": outcome.memories_learned,
+        "memories_learned": learned.changed,
+        "memories_forgotten": learned.deleted,
+        "memory_failures": learned.failures,
         "context": outcome.context,
     })
 }
@@ -142,21 +185,38 @@ fn note_finish(outcome: &TurnOutcome) {
     if outcome.generation.finish_reason == FinishReason::Length {
         eprintln!("[the reply reached --max-tokens and was cut]");
     }
-    if !outcome.context.is_complete() {
+    if !outcome.context.is_complete() || outcome.context.history_summarized > 0 {
         eprintln!("[{}]", outcome.context.summary());
     }
-    for memory in &outcome.memories_learned {
-        eprintln!("[remembered: {}]", memory.content);
+    match outcome.memory {
+        MemoryMode::On => {}
+        MemoryMode::Temporary => eprintln!("[temporary session: memory not used]"),
+        MemoryMode::Off => eprintln!("[memory is off for this user]"),
     }
 }
 
-const HELP: &str = "commands: /new  /list  /switch ID  /rename TITLE  /delete ID  /memories  /help  /quit";
+fn note_learned(learned: &Learned) {
+    for memory in &learned.changed {
+        eprintln!("[remembered: {}]", memory.content);
+    }
+    for id in &learned.deleted {
+        eprintln!("[forgot memory {id}]");
+    }
+    for failure in &learned.failures {
+        eprintln!("[memory extraction failed: {failure}]");
+    }
+}
+
+const HELP: &str =
+    "commands: /new  /temporary  /list  /switch ID  /rename TITLE  /delete ID  /memories  /help  /quit";
 
 /// The interactive loop: reads lines, runs turns, handles slash commands.
 struct Interactive<'a> {
     turn: &'a Turn<'a>,
     actor: Actor,
     session: Option<SessionId>,
+    /// The next new session is temporary.
+    temporary: bool,
     model_path: PathBuf,
     state_dir: &'a Path,
 }
@@ -197,8 +257,9 @@ impl Interactive<'_> {
         let session = match self.session {
             Some(id) => id,
             None => {
-                let session = self.turn.new_session(&self.actor, text)?;
-                eprintln!("[new session {}]", session.id);
+                let session = self.turn.new_session(&self.actor, text, self.temporary)?;
+                let kind = if session.temporary { "temporary session" } else { "session" };
+                eprintln!("[new {kind} {}]", session.id);
                 self.session = Some(session.id);
                 session.id
             }
@@ -211,6 +272,7 @@ impl Interactive<'_> {
         })?;
         println!();
         note_finish(&outcome);
+        note_learned(&self.turn.learn(&self.actor, &outcome)?);
         Ok(())
     }
 
@@ -221,8 +283,23 @@ impl Interactive<'_> {
             "quit" | "exit" => return Ok(ControlFlow::Break(())),
             "new" => {
                 self.session = None;
+                self.temporary = false;
                 eprintln!("[the next message starts a new session]");
             }
+            "temporary" => match self.session {
+                Some(id) => {
+                    let now = !store.get_session(&self.actor, id)?.temporary;
+                    store.set_session_temporary(&self.actor, id, now)?;
+                    eprintln!(
+                        "[this session is {}]",
+                        if now { "temporary: memory off" } else { "no longer temporary" }
+                    );
+                }
+                None => {
+                    self.temporary = !self.temporary;
+                    eprintln!("[the next session is {}temporary]", if self.temporary { "" } else { "not " });
+                }
+            },
             "list" => {
                 for s in store.list_sessions(&self.actor, &Default::default())?.sessions {
                     let mark = if Some(s.id) == self.session { "*" } else { " " };

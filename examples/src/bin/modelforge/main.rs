@@ -5,6 +5,7 @@
 
 mod bench;
 mod chat;
+mod memories;
 mod models;
 mod output;
 
@@ -47,15 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List what a user's memories hold.
-    Memories {
-        /// The user.
-        #[arg(long)]
-        user: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// A user's memories: list (the default), add, edit, rm, search, export, off, on.
+    Memories(memories::MemoriesArgs),
     /// Models: list what is local, search the Hub, list a repository's files, remove.
     /// Without a subcommand, `list`.
     Models {
@@ -151,11 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             output::sessions(&store.list_sessions(&actor, &all)?.sessions, json)
         }
-        Command::Memories { user, json } => {
-            let store = setup::open_store(&data_dir)?;
-            let actor = login(store.as_ref(), &user)?.actor();
-            output::memories(&store.list_memories(&actor)?, json)
-        }
+        Command::Memories(args) => memories::run(&data_dir, args),
         Command::Models { json, command } => models::run(&data_dir, command, json),
         Command::Pull(args) => models::pull(args),
     }

@@ -1,0 +1,327 @@
+//! A user's knowledge base: the store's memories with an in-memory search index per user, kept
+//! in step with every change made through the bank.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use modelforge_core::{
+    Actor, ChatMessage, Embedder, Memory, MemoryDetails, MemoryError, MemoryExtractor, MemoryId, MemoryKind,
+    MemoryOp, MemoryRecord, MemoryUpdate, NewMemory, SessionId, SessionStore, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::fact::Fact;
+use crate::index::{Hit, MemoryIndex, SearchOptions};
+use crate::keywords::terms;
+
+/// When a new fact counts as a memory already known, or as a new version of one.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsolidationOptions {
+    /// How many of the most similar memories a new fact is compared with (Mem0 uses 5).
+    pub compare_with: usize,
+    /// At or above this cosine similarity (or an identical text) the fact is already known:
+    /// nothing is stored.
+    pub duplicate_similarity: f32,
+    /// At or above this similarity, a fact of the same kind replaces the memory it resembles
+    /// ("works at Acme" after "works at Initech").
+    pub update_similarity: f32,
+}
+
+impl Default for ConsolidationOptions {
+    /// Compare with 5, duplicates at 0.92, updates at 0.8.
+    fn default() -> Self {
+        Self { compare_with: 5, duplicate_similarity: 0.92, update_similarity: 0.8 }
+    }
+}
+
+/// What [`MemoryBank::learn`] did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    /// Memories added or updated, in order.
+    pub changed: Vec<Memory>,
+    /// Memories deleted (the user asked to forget them).
+    pub deleted: Vec<MemoryId>,
+    /// New facts skipped because a memory already says the same.
+    pub duplicates: usize,
+    /// Extractors that failed, with their error; the others' results are kept.
+    pub failures: Vec<String>,
+}
+
+/// The memories of every user, searchable by meaning and keywords, scoped to the acting user.
+///
+/// The store stays the source of truth: the bank loads a user's memories on first use (and
+/// embeds and saves any that have no vector yet), then applies every change to the store first
+/// and to its index second. Changes made to the store behind the bank's back (another process)
+/// are seen after [`MemoryBank::reload`].
+pub struct MemoryBank {
+    store: Arc<dyn SessionStore>,
+    embedder: Option<Arc<dyn Embedder>>,
+    consolidation: ConsolidationOptions,
+    indexes: Mutex<HashMap<UserId, Arc<Mutex<MemoryIndex>>>>,
+}
+
+impl MemoryBank {
+    /// A bank over `store`; with an `embedder`, search uses meaning as well as keywords.
+    pub fn new(store: Arc<dyn SessionStore>, embedder: Option<Arc<dyn Embedder>>) -> Self {
+        Self { store, embedder, consolidation: ConsolidationOptions::default(), indexes: Mutex::default() }
+    }
+
+    /// Changes how new facts are compared with known ones.
+    pub fn with_consolidation(mut self, options: ConsolidationOptions) -> Self {
+        self.consolidation = options;
+        self
+    }
+
+    /// The store the bank writes to.
+    pub fn store(&self) -> &dyn SessionStore {
+        &*self.store
+    }
+
+    /// Drops the cached index of `user`, so the next call reads the store again.
+    pub fn reload(&self, user: UserId) {
+        lock(&self.indexes).remove(&user);
+    }
+
+    /// The acting user's memories with their details, oldest first.
+    pub fn list(&self, actor: &Actor) -> Result<Vec<MemoryRecord>, MemoryError> {
+        Ok(self.store.list_memory_records(actor)?)
+    }
+
+    /// The memories best matching `text`, best first, within `options`.
+    pub fn search(
+        &self,
+        actor: &Actor,
+        text: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>, MemoryError> {
+        let index = self.index(actor)?;
+        let query = self.embed_one(text)?;
+        let hits = lock(&index).search(text, query.as_deref(), options);
+        tracing::debug!(hits = hits.len(), "memory search");
+        Ok(hits)
+    }
+
+    /// Stores a memory the user wrote themselves (full confidence).
+    pub fn add(&self, actor: &Actor, kind: MemoryKind, content: &str) -> Result<Memory, MemoryError> {
+        let op = MemoryOp::Add { kind, content: content.to_owned(), confidence: 1.0 };
+        let index = self.index(actor)?;
+        let mut changed = self.apply_one(actor, &index, None, &op)?;
+        changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not stored".into() })
+    }
+
+    /// Replaces a memory's text (and its vector).
+    pub fn edit(&self, actor: &Actor, id: MemoryId, content: &str) -> Result<Memory, MemoryError> {
+        let index = self.index(actor)?;
+        let op = MemoryOp::Update { id, content: content.to_owned() };
+        let mut changed = self.apply_one(actor, &index, None, &op)?;
+        changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not changed".into() })
+    }
+
+    /// Deletes a memory.
+    pub fn delete(&self, actor: &Actor, id: MemoryId) -> Result<(), MemoryError> {
+        let index = self.index(actor)?;
+        self.apply_one(actor, &index, None, &MemoryOp::Delete { id })?;
+        Ok(())
+    }
+
+    /// The acting user's memories with their details as pretty JSON (vectors left out).
+    pub fn export_json(&self, actor: &Actor) -> Result<Vec<u8>, MemoryError> {
+        let mut records = self.list(actor)?;
+        for record in &mut records {
+            record.embedding = None;
+        }
+        serde_json::to_vec_pretty(&records)
+            .map_err(|err| MemoryError::Extraction { reason: format!("cannot write the export: {err}") })
+    }
+
+    /// Runs `extractors` over a finished turn and applies what they found, consolidating each
+    /// new fact like Mem0: it is compared with the most similar memories and becomes an add,
+    /// an update of the memory it supersedes, or nothing when it is already known. Rule
+    /// extractors see every memory (their slots decide updates and deletions themselves).
+    pub fn learn(
+        &self,
+        actor: &Actor,
+        session: Option<SessionId>,
+        turn: &[ChatMessage],
+        extractors: &[&dyn MemoryExtractor],
+    ) -> Result<Learned, MemoryError> {
+        let index = self.index(actor)?;
+        let mut learned = Learned::default();
+        for extractor in extractors {
+            let existing: Vec<Memory> = lock(&index).memories().to_vec();
+            let ops = match extractor.extract(turn, &existing) {
+                Ok(ops) => ops,
+                Err(err) => {
+                    tracing::warn!(extractor = extractor.name(), %err, "memory extraction failed");
+                    learned.failures.push(format!("{}: {err}", extractor.name()));
+                    continue;
+                }
+            };
+            for op in ops {
+                let op = match op {
+                    MemoryOp::Add { kind, content, confidence } => {
+                        match self.consolidate(&index, kind, &content)? {
+                            Decision::Known => {
+                                learned.duplicates += 1;
+                                continue;
+                            }
+                            Decision::Supersedes(id) => MemoryOp::Update { id, content },
+                            Decision::New => MemoryOp::Add { kind, content, confidence },
+                        }
+                    }
+                    other => other,
+                };
+                if let MemoryOp::Delete { id } = op {
+                    learned.deleted.push(id);
+                }
+                learned.changed.extend(self.apply_one(actor, &index, session, &op)?);
+            }
+        }
+        tracing::debug!(
+            changed = learned.changed.len(),
+            deleted = learned.deleted.len(),
+            duplicates = learned.duplicates,
+            "learned from a turn"
+        );
+        Ok(learned)
+    }
+
+    /// Whether a new fact is known, supersedes a memory, or is new.
+    fn consolidate(
+        &self,
+        index: &Mutex<MemoryIndex>,
+        kind: MemoryKind,
+        content: &str,
+    ) -> Result<Decision, MemoryError> {
+        let vector = self.embed_one(content)?;
+        let options =
+            SearchOptions { top_k: self.consolidation.compare_with, min_score: 0.0, keyword_weight: 0.5 };
+        let similar = lock(index).search(content, vector.as_deref(), &options);
+        let normalized = normalize(content);
+        let fact = Fact::parse(content);
+        for hit in &similar {
+            if normalize(&hit.memory.content) == normalized {
+                return Ok(Decision::Known);
+            }
+            let stored = Fact::parse(&hit.memory.content);
+            if let (Some(new), Some(old)) = (&fact, &stored)
+                && new.same_subject(old)
+            {
+                return Ok(if new.same_as(old) {
+                    Decision::Known
+                } else {
+                    Decision::Supersedes(hit.memory.id)
+                });
+            }
+        }
+        if fact.is_some() {
+            // A rule fact that no stored fact speaks about is new, however alike the sentences
+            // look ("likes jazz" does not replace "likes blues").
+            return Ok(Decision::New);
+        }
+        let best =
+            similar.iter().filter(|_| vector.is_some()).max_by(|a, b| a.similarity.total_cmp(&b.similarity));
+        Ok(match best {
+            Some(hit) if hit.similarity >= self.consolidation.duplicate_similarity => Decision::Known,
+            Some(hit)
+                if hit.similarity >= self.consolidation.update_similarity && hit.memory.kind == kind =>
+            {
+                Decision::Supersedes(hit.memory.id)
+            }
+            _ => Decision::New,
+        })
+    }
+
+    /// Applies one operation to the store, then to the index.
+    fn apply_one(
+        &self,
+        actor: &Actor,
+        index: &Mutex<MemoryIndex>,
+        session: Option<SessionId>,
+        op: &MemoryOp,
+    ) -> Result<Vec<Memory>, MemoryError> {
+        match op {
+            MemoryOp::Add { kind, content, confidence } => {
+                let embedding = self.embed_one(content)?;
+                let memory = NewMemory { kind: *kind, content: content.clone(), source_session_id: session };
+                let details =
+                    MemoryDetails { confidence: confidence.clamp(0.0, 1.0), embedding: embedding.clone() };
+                let record = self.store.add_memory_record(actor, &memory, &details)?;
+                lock(index).insert(record.memory.clone(), embedding.as_deref());
+                Ok(vec![record.memory])
+            }
+            MemoryOp::Update { id, content } => {
+                let embedding = self.embed_one(content)?;
+                let update = MemoryUpdate {
+                    content: Some(content.clone()),
+                    embedding: Some(embedding.clone()),
+                    ..MemoryUpdate::default()
+                };
+                let record = self.store.update_memory_record(actor, *id, &update)?;
+                lock(index).insert(record.memory.clone(), embedding.as_deref());
+                Ok(vec![record.memory])
+            }
+            MemoryOp::Delete { id } => {
+                self.store.delete_memory(actor, *id)?;
+                lock(index).remove(*id);
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The user's index, loaded from the store on first use. Memories stored without a vector
+    /// (or with one from an embedder of another size) are embedded now and saved.
+    fn index(&self, actor: &Actor) -> Result<Arc<Mutex<MemoryIndex>>, MemoryError> {
+        if let Some(index) = lock(&self.indexes).get(&actor.user_id) {
+            return Ok(Arc::clone(index));
+        }
+        let dims = self.embedder.as_ref().map_or(0, |e| e.dimensions());
+        let records = self.store.list_memory_records(actor)?;
+        let missing: Vec<usize> = (0..records.len())
+            .filter(|&i| dims > 0 && records[i].embedding.as_ref().is_none_or(|e| e.len() != dims))
+            .collect();
+        let mut fresh: HashMap<usize, Vec<f32>> = HashMap::new();
+        if let Some(embedder) = &self.embedder {
+            for batch in missing.chunks(32) {
+                let texts: Vec<&str> = batch.iter().map(|&i| records[i].memory.content.as_str()).collect();
+                for (&i, vector) in batch.iter().zip(embedder.embed(&texts)?) {
+                    let update =
+                        MemoryUpdate { embedding: Some(Some(vector.clone())), ..MemoryUpdate::default() };
+                    self.store.update_memory_record(actor, records[i].memory.id, &update)?;
+                    fresh.insert(i, vector);
+                }
+            }
+        }
+        let mut index = MemoryIndex::new(dims);
+        for (i, record) in records.into_iter().enumerate() {
+            let vector = fresh.remove(&i).or(record.embedding);
+            index.insert(record.memory, vector.as_deref());
+        }
+        tracing::debug!(memories = index.len(), embedded = missing.len(), "memory index loaded");
+        let index = Arc::new(Mutex::new(index));
+        Ok(Arc::clone(lock(&self.indexes).entry(actor.user_id).or_insert(index)))
+    }
+
+    fn embed_one(&self, text: &str) -> Result<Option<Vec<f32>>, MemoryError> {
+        let Some(embedder) = &self.embedder else { return Ok(None) };
+        Ok(embedder.embed(&[text])?.pop())
+    }
+}
+
+enum Decision {
+    Known,
+    Supersedes(MemoryId),
+    New,
+}
+
+/// Text compared for exact repeats: keyword terms, so case, punctuation and "lives"/"live"
+/// do not matter.
+fn normalize(text: &str) -> Vec<String> {
+    let mut terms = terms(text);
+    terms.sort();
+    terms
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

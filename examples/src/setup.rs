@@ -76,22 +76,32 @@ pub fn load_model(
     Ok(LlamaCppBackend::new().load(&model.path, options)?)
 }
 
+/// The Hugging Face repository of the default embedder.
+pub const DEFAULT_EMBEDDER_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
 /// The sentence embedder used for memory search: `explicit` (a directory with `config.json`,
 /// `tokenizer.json` and `model.safetensors`, or `none`), else `MODELFORGE_EMBEDDER`, else
-/// `data_dir/models/all-MiniLM-L6-v2` if it is there. Without one, memories are found by
-/// keywords only.
+/// `data_dir/models/all-MiniLM-L6-v2` if it is there, else all-MiniLM-L6-v2 from the Hugging
+/// Face cache if it was pulled (`modelforge pull sentence-transformers/all-MiniLM-L6-v2`).
+/// Nothing is downloaded here. Without an embedder, memories are found by keywords only.
 pub fn open_embedder(data_dir: &Path, explicit: Option<&str>) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
     let chosen = explicit.map(str::to_owned).or_else(|| std::env::var("MODELFORGE_EMBEDDER").ok());
     let dir = match chosen.as_deref() {
         Some("none") => return Ok(None),
         Some(dir) => PathBuf::from(dir),
         None => {
-            let default = data_dir.join("models").join("all-MiniLM-L6-v2");
-            if !default.join("config.json").exists() {
-                tracing::debug!("no embedder: memories are searched by keywords only");
-                return Ok(None);
+            let local = data_dir.join("models").join("all-MiniLM-L6-v2");
+            let pulled = || {
+                let cached = hub().cached().ok()?;
+                cached.into_iter().find(|m| m.name == DEFAULT_EMBEDDER_REPO).map(|m| m.path)
+            };
+            match Some(local).filter(|dir| dir.join("config.json").exists()).or_else(pulled) {
+                Some(dir) => dir,
+                None => {
+                    tracing::debug!("no embedder: memories are searched by keywords only");
+                    return Ok(None);
+                }
             }
-            default
         }
     };
     let embedder =

@@ -108,8 +108,11 @@ impl Turn<'_> {
         // Stored before generating, so a failed generation loses nothing the user wrote.
         let user_tokens = self.model.count_tokens(user_text).ok().and_then(|n| u32::try_from(n).ok());
         store.append_message(actor, session, &user_message, user_tokens)?;
-        let memories =
-            if memory == MemoryMode::On { self.relevant_memories(actor, user_text)? } else { Vec::new() };
+        let memories = if memory == MemoryMode::On {
+            self.relevant_memories(actor, session, user_text)?
+        } else {
+            Vec::new()
+        };
         let (messages, report) = self.assemble(actor, session, &memories)?;
         if !report.is_complete() {
             tracing::warn!("{}", report.summary());
@@ -150,17 +153,29 @@ impl Turn<'_> {
 
     /// The memories found for `text`, most relevant first, then (while there is room for
     /// `top_k`) the user's profile: who they are matters to almost any reply, even to a
-    /// message that names nothing ("What do you know about me?").
-    fn relevant_memories(&self, actor: &Actor, text: &str) -> anyhow::Result<Vec<Memory>> {
+    /// message that names nothing ("What do you know about me?"). Memories learned in this
+    /// session are left out: the session's own history already says them, and adding them
+    /// would change the system prompt and void the conversation's cached prefix.
+    fn relevant_memories(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        text: &str,
+    ) -> anyhow::Result<Vec<Memory>> {
+        let from_elsewhere = |m: &Memory| m.source_session_id != Some(session);
+        let options = SearchOptions { top_k: self.retrieval.top_k * 2, ..self.retrieval };
+        let hits = self.memory.search(actor, text, &options)?;
         let mut memories: Vec<Memory> =
-            self.memory.search(actor, text, &self.retrieval)?.into_iter().map(|hit| hit.memory).collect();
+            hits.into_iter().map(|hit| hit.memory).filter(from_elsewhere).collect();
+        memories.truncate(self.retrieval.top_k);
         if memories.len() < self.retrieval.top_k {
             let mut profile: Vec<Memory> = self
                 .memory
                 .list(actor)?
                 .into_iter()
                 .map(|record| record.memory)
-                .filter(|m| m.kind == MemoryKind::Profile && !memories.iter().any(|k| k.id == m.id))
+                .filter(|m| m.kind == MemoryKind::Profile && from_elsewhere(m))
+                .filter(|m| !memories.iter().any(|k| k.id == m.id))
                 .collect();
             profile.sort_by_key(|m| std::cmp::Reverse(m.created_at));
             profile.truncate(self.retrieval.top_k - memories.len());

@@ -10,7 +10,7 @@ use regex::Regex;
 /// Commas, semicolons and conjunctions that join two statements.
 static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"[,，;；:：]|\s+(?i:and|but|so|because|although|though|while|whereas)\s+|但是|不过|可是|而且|并且|所以|因为",
+        r"[,，;；:：]|\s+[—–-]+\s+|—|–|\s+(?i:and|but|so|because|although|though|while|whereas)\s+|但是|不过|可是|而且|并且|所以|因为",
     )
     .expect("the clause pattern compiles")
 });
@@ -20,28 +20,30 @@ const ABBREVIATIONS: [&str; 10] = ["Mr", "Mrs", "Ms", "Dr", "St", "Mt", "Prof", 
 
 /// The clauses of `text`'s statements, in order, trimmed and non-empty. Questions are skipped
 /// whole: "Do I like jazz?" states nothing about the user.
+/// The clauses of `text` that state something: all clauses of statements, and of a question
+/// all but the last ("I live in Chicago, any tips?").
 #[cfg(test)]
 pub(crate) fn statement_clauses(text: &str) -> Vec<String> {
-    statement_sentences(text).iter().flat_map(|sentence| clauses(sentence)).collect()
+    all_sentences(text)
+        .into_iter()
+        .flat_map(|(sentence, is_question)| {
+            let mut parts = clauses(&sentence);
+            if is_question {
+                parts.pop();
+            }
+            parts
+        })
+        .collect()
 }
 
-/// The sentences of `text` that state something, trimmed and non-empty, with curly
-/// apostrophes made straight. A question states nothing in its last clause ("Do I like
-/// jazz?"), but what comes before it may ("I live in Chicago, any restaurants you'd suggest?"),
-/// so a question gives its clauses but the last.
-pub(crate) fn statement_sentences(text: &str) -> Vec<String> {
+/// Every sentence of `text`, trimmed and non-empty, with curly apostrophes made straight, and
+/// whether it is a question.
+pub(crate) fn all_sentences(text: &str) -> Vec<(String, bool)> {
     let text = text.replace(['’', '‘'], "'");
     sentences(&text)
         .into_iter()
-        .filter_map(|sentence| {
-            let body = sentence.text.trim();
-            if !sentence.is_question {
-                return Some(body.to_owned());
-            }
-            let last = CLAUSE_BREAK.find_iter(body).last()?;
-            Some(body[..last.start()].trim().to_owned())
-        })
-        .filter(|sentence| !sentence.is_empty())
+        .map(|sentence| (sentence.text.trim().to_owned(), sentence.is_question))
+        .filter(|(sentence, _)| !sentence.is_empty())
         .collect()
 }
 

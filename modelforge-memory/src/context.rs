@@ -105,7 +105,8 @@ pub struct ContextReport {
     pub budget_tokens: u32,
     /// Tokens the assembled messages use; never more than `budget_tokens`.
     pub used_tokens: u32,
-    /// Memories included in the system message, in the order they appear there.
+    /// Memories included in the system message, in the order they appear there (oldest
+    /// first).
     pub memories_used: Vec<MemoryId>,
     /// Memories that did not fit, in the order they were given.
     pub memories_left_out: Vec<MemoryId>,
@@ -186,7 +187,8 @@ pub enum ContextError {
 ///
 /// The system prompt (with the summary of older turns, if any) and the newest history message
 /// are required; if they do not fit, the result is [`ContextError::TooLong`]. Memories come
-/// next, in the order given, until one does not fit in the memory share of the budget; then
+/// next, in the order given (most relevant first), until one does not fit in the memory share
+/// of the budget, and are rendered oldest first so the system message is stable; then
 /// history, newest first, until one does not fit. Kept history never starts with an assistant
 /// message whose question was dropped.
 pub fn assemble_context(
@@ -291,8 +293,17 @@ fn finish(
     chosen: &[&Memory],
     left_out: Vec<MemoryId>,
 ) -> SelectedMemories {
-    let used = chosen.iter().map(|m| m.id).collect();
+    let used = in_time_order(chosen).iter().map(|m| m.id).collect();
     SelectedMemories { system_text, system_cost, used, left_out }
+}
+
+/// Memories are chosen by relevance but rendered oldest first, so the same memories always
+/// give the same system message, whatever the question: a conversation's cached prefix (KV
+/// cache) stays valid from one turn to the next.
+fn in_time_order<'m>(memories: &[&'m Memory]) -> Vec<&'m Memory> {
+    let mut sorted = memories.to_vec();
+    sorted.sort_by_key(|m| (m.created_at, m.id));
+    sorted
 }
 
 /// The system prompt, the memories section and the summary of older turns.
@@ -308,7 +319,7 @@ fn system_text_with(req: &ContextRequest<'_>, memories: &[&Memory]) -> String {
         }
     };
     if !memories.is_empty() {
-        section(MEMORY_HEADER, &mut memories.iter().map(|m| format!("\n- {}", m.content)));
+        section(MEMORY_HEADER, &mut in_time_order(memories).iter().map(|m| format!("\n- {}", m.content)));
     }
     if let Some(summary) = req.summary.filter(|s| !s.trim().is_empty()) {
         section(SUMMARY_HEADER, &mut std::iter::once(format!("\n{}", summary.trim())));

@@ -27,7 +27,22 @@ const ZH_STOP_SINGLES: &[char] =
 /// Words of a question that point at what a memory says in other words: the frames the rule
 /// extractor writes ("works as", "用户的名字是") and the usual ways of asking about them.
 const QUERY_SYNONYMS: &[(&[&str], &[&str])] = &[
-    (&["job", "occupation", "profession", "living", "career", "employer", "company", "office"], &["work"]),
+    (
+        &[
+            "job",
+            "occupation",
+            "profession",
+            "living",
+            "career",
+            "employer",
+            "company",
+            "office",
+            "rol",
+            "titl",
+            "position",
+        ],
+        &["work"],
+    ),
     (&["call", "called"], &["nam"]),
     (&["home", "city", "town", "based", "hometown"], &["liv"]),
     (
@@ -44,10 +59,10 @@ const QUERY_SYNONYMS: &[(&[&str], &[&str])] = &[
     (&["kid", "children", "child"], &["son", "daughter", "kid", "children"]),
     (&["pet"], &["dog", "cat"]),
     (&["spous", "partner", "marri"], &["wif", "husband", "partner"]),
-    (&["上班", "职业", "干什", "做什", "公司", "单位"], &["工作"]),
+    (&["上班", "职业", "干什", "做什", "公司", "单位", "职位", "岗位"], &["工作"]),
     (&["称呼", "叫"], &["名字"]),
     (&["家在", "住哪", "哪里人", "住"], &["住在"]),
-    (&["爱好", "兴趣", "爱"], &["喜欢"]),
+    (&["爱好", "兴趣", "爱", "偏好", "口味"], &["喜欢"]),
     (&["讨厌", "不喜", "厌"], &["不喜"]),
     (&["开车", "车"], &["开", "车"]),
     (&["孩子", "小孩"], &["儿子", "女儿", "孩子"]),

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use modelforge_core::{ChatMessage, Memory, MemoryError, MemoryExtractor, MemoryOp, Role};
 use regex::Regex;
 
-use crate::clauses::{clauses, statement_sentences};
+use crate::clauses::{all_sentences, clauses};
 use crate::consolidate::consolidate;
 use crate::fact::{Fact, Lang, Slot};
 
@@ -90,7 +90,7 @@ pub(crate) fn said_in(text: &str) -> Vec<Said> {
             out.push(Said::Fact(fact));
         }
     };
-    for sentence in statement_sentences(text) {
+    for (sentence, is_question) in all_sentences(text) {
         let parts = clauses(&sentence);
         // Where each clause starts in the sentence, to test "the rest of the sentence from here".
         let mut cursor = 0;
@@ -106,10 +106,15 @@ pub(crate) fn said_in(text: &str) -> Vec<Said> {
             let rest = &sentence[at..];
             FORGET.is_match(rest) || REMEMBER.is_match(rest)
         });
-        let before = request_at.map_or(&parts[..], |i| &parts[..i]);
-        for fact in
-            whole_sentence_facts(&sentence).into_iter().chain(before.iter().flat_map(|c| clause_facts(c)))
-        {
+        // A question asks in its last clause ("I live in Chicago, any tips?"), unless it is a
+        // request ("Can you forget that I hate durian?").
+        let before = match request_at {
+            Some(i) => &parts[..i],
+            None if is_question => &parts[..parts.len().saturating_sub(1)],
+            None => &parts[..],
+        };
+        let whole = if is_question { Vec::new() } else { whole_sentence_facts(&sentence) };
+        for fact in whole.into_iter().chain(before.iter().flat_map(|c| clause_facts(c))) {
             push_fact(&mut out, fact);
         }
         let Some(i) = request_at else { continue };
@@ -142,7 +147,7 @@ pub(crate) fn said_in(text: &str) -> Vec<Said> {
 /// "Remember that ...", "请记住……": the rest of the sentence.
 static REMEMBER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:(?:please|also|oh|and|hey|btw|by the way)[,\s]+)*(?:(?:please\s+)?(?:remember|note|keep in mind|don't forget|do not forget|make a note)(?:\s+that|\s*:)?|(?:请|麻烦|帮我)?(?:你)?(?:记住|记一下|记下|别忘了|不要忘了)(?:[，,：:]|这个)?)\s*(?P<v>.+)",
+        r"(?i)^(?:(?:please|also|oh|and|hey|btw|by the way)[,\s]+)*(?:(?:(?:can|could|would)\s+you\s+|you\s+(?:should|can|need\s+to)\s+)?(?:please\s+)?(?:remember|note|keep in mind|don't forget|do not forget|make a note)(?:\s+that|\s*:)?|(?:请|麻烦|帮我)?(?:你|您)?(?:能|可以|要)?(?:帮我)?(?:记住|记一下|记下|别忘了|不要忘了)(?:[，,：:]|这个)?)\s*(?P<v>.+)",
     )
     .expect("the remember pattern compiles")
 });
@@ -150,7 +155,7 @@ static REMEMBER: LazyLock<Regex> = LazyLock::new(|| {
 /// "Forget that I like olives", "忘掉我的车牌号": the rest of the sentence.
 static FORGET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:(?:please|also|oh|and|hey|actually)[,\s]+)*(?:(?:please\s+)?(?:forget|delete|erase|remove)\s+(?:(?:that|about|what\s+i\s+(?:said|told\s+you)\s+about|the\s+fact\s+that)\s+)?|(?:请|麻烦|帮我)?(?:你)?(?:忘记|忘掉|忘了|删除|删掉|别再记着|不要再记着)(?:关于)?)\s*(?P<v>.+)",
+        r"(?i)^(?:(?:please|also|oh|and|hey|actually|good news)[,\s]+)*(?:(?:(?:can|could|would)\s+you\s+|you\s+can\s+)?(?:please\s+)?(?:forget|delete|erase|remove)\s+(?:(?:that|about|what\s+i\s+(?:said|told\s+you)\s+about|the\s+fact\s+that)\s+)?|(?:请|麻烦|帮我)?(?:你|您)?(?:能|可以|就)?(?:帮我)?(?:忘记|忘掉|忘了|删除|删掉|别再记着|不要再记着)(?:关于)?)\s*(?P<v>.+)",
     )
     .expect("the forget pattern compiles")
 });
@@ -229,6 +234,10 @@ enum Check {
     Occupation,
     /// "我是X" as a name: X must start with a common surname.
     Surname,
+    /// The `o` group before the value must name an occupation ("a nurse in Leeds").
+    OccupationBefore,
+    /// The `o` group after the value must name an occupation ("在杭州做会计").
+    OccupationAfter,
 }
 
 struct Pattern {
@@ -250,6 +259,17 @@ impl Pattern {
         if caps.name("verb").is_some_and(|verb| verb.as_str() == "爱") && raw.starts_with('好') {
             return None;
         }
+        if let Some(o) = caps.name("o") {
+            let named = match self.lang {
+                Lang::English => job_phrase(o.as_str(), true).is_some(),
+                Lang::Chinese => {
+                    ZH_JOBS.iter().any(|job| o.as_str().trim_end_matches(ZH_PARTICLES).ends_with(job))
+                }
+            };
+            if !named {
+                return None;
+            }
+        }
         let value = match self.lang {
             Lang::English => english_value(self.slot, self.check, raw),
             Lang::Chinese => chinese_value(self.slot, self.check, raw),
@@ -265,17 +285,20 @@ impl Pattern {
 
 const EN_ADVERBS: &str =
     r"(?:(?:really|also|just|absolutely|truly|totally|actually|still|currently|now|recently|finally)\s+)*";
-const ZH_ADVERBS: &str = "(?:很|非常|特别|真的|也|最|超级|超|挺|还|都|一直|比较|蛮|好|现在|目前|就)*";
+const ZH_ADVERBS: &str =
+    "(?:很|非常|特别|真的|也|最|超级|超|挺|还|都|一直|比较|蛮|好|现在|目前|就|自己|平时|平常|一般|更)*";
 const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter";
 const ZH_RELATIONS: &str = "妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子";
 const EN_KIN: &str = "kids?|children|child|sons?|daughters?|brothers?|sisters?|dogs?|cats?|grandchildren|grandkids|siblings|twins|puppies|kittens|parrots?|rabbits?|hamsters?";
 const EN_TRAITS: &str = "vegetarian|vegan|pescatarian|left-handed|right-handed|diabetic|lactose intolerant|gluten intolerant|colou?r-?blind|celiac|coeliac|teetotal|asthmatic|epileptic";
 const ZH_TRAITS: &str = "左撇子|素食者|素食主义者|糖尿病人|糖尿病患者|色盲|孕妇|哮喘病人";
-const ZH_PETS: &str = "猫|狗|猫咪|狗狗|小猫|小狗|兔子|鹦鹉|仓鼠|乌龟";
+const ZH_PETS: &str =
+    "猫|狗|猫咪|狗狗|小猫|小狗|兔子|鹦鹉|仓鼠|乌龟|金毛|柯基|泰迪|哈士奇|拉布拉多|布偶|英短|橘猫";
+const EN_PETS: &str = "dog|cat|puppy|kitten|beagle|labrador|lab|poodle|terrier|retriever|spaniel|collie|husky|corgi|pug|dachshund|bulldog|shepherd|parrot|rabbit|hamster|tortoise|turtle";
 const ZH_KIN: &str = "孩子|儿子|女儿|哥哥|姐姐|弟弟|妹妹|狗|猫|宝宝|兄弟|姐妹|孙子|孙女";
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    use Check::{BareName, Occupation, Surname};
+    use Check::{BareName, Occupation, OccupationAfter, OccupationBefore, Surname};
     use Lang::{Chinese, English};
     use Slot::{Allergy, Dislikes, Drives, Employer, Has, Home, Job, Likes, Name, Relative, Trait};
     let a = EN_ADVERBS;
@@ -289,6 +312,8 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey)\s+)?this\s+is\s+(?P<v>\S+(?:\s+\S+)?)$".into()),
         (Name, English, none, r"(?i)^(?:my\s+)?name's\s+(?P<v>.+)".into()),
         (Name, English, none, r"(?i)\bi\s+(?:now\s+)?go\s+by\s+(?P<v>.+)".into()),
+        (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey|hiya)\s+)?(?P<v>\S+)\s+here$".into()),
+        (Name, English, none, r"(?i)\bchanged\s+my\s+name\s+to\s+(?P<v>.+)".into()),
         (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey)(?:\s+there)?\s+)?i(?:'m|\s+am)\s+(?P<v>.+)".into()),
         (Home, English, none, format!(r"(?i)\b(?:i|we)\s+{a}live\s+in\s+(?P<v>.+)")),
         (Home, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:living|based)\s+in\s+(?P<v>.+)")),
@@ -301,12 +326,26 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             format!(r"(?i)\b(?:i|we)(?:'ve|\s+have)?\s+{a}(?:moved|relocated)\s+(?:from\s+.+?\s+)?to\s+(?P<v>.+)"),
         ),
         (Home, English, none, r"(?i)\bmy\s+(?:new\s+)?home\s+is\s+(?:in\s+)?(?P<v>.+)".into()),
+        // "I'm a nurse in Adelaide", "a pastry chef in Milwaukee": an occupation, then a place.
+        (
+            Home,
+            English,
+            OccupationBefore,
+            r"(?i)(?:\bi(?:'m|\s+am)\s+(?:now\s+)?|^)(?P<o>an?\s+[\w\s-]{2,40}?)\s+(?:in|from|based\s+in)\s+(?P<v>.+)".into(),
+        ),
         (Job, English, none, format!(r"(?i)(?:\bi\s+|^){a}work\s+as\s+(?P<v>.+)")),
         (Job, English, none, format!(r"(?i)\bi\s+{a}work\s+(?:at|for)\s+.+?\s+as\s+(?P<v>.+)")),
         (Job, English, none, format!(r"(?i)\bi\s+{a}got\s+a\s+(?:new\s+)?job\s+as\s+(?P<v>.+)")),
         (Job, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:working|employed)\s+as\s+(?P<v>.+)")),
         (Job, English, none, r"(?i)\bmy\s+(?:new\s+)?(?:job|occupation|profession)\s+is\s+(?P<v>.+)".into()),
         (Job, English, Occupation, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:now\s+)?(?P<v>an?\s+.+)")),
+        (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40}?)\s+(?:in|at|from)\s+[A-Z]".into()),
+        (
+            Job,
+            English,
+            none,
+            format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:starting|hired|employed|working)\s+(?:now\s+)?as\s+(?P<v>.+)"),
+        ),
         (Job, English, Occupation, format!(r"(?i)\bi\s+{a}became\s+(?P<v>an?\s+.+)")),
         (
             Employer,
@@ -366,6 +405,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
                 r"(?i)\b(?:i|we)(?:'ve|\s+have)?\s+{a}(?:adopted|got|have|bought|rescued)\s+(?:a|an)\s+(?:\w+\s+)?(?P<k>\w+)\s+(?:named|called)\s+(?P<v>.+)"
             ),
         ),
+        (Relative, English, none, format!(r"(?i)\b(?:my|our)\s+(?:\w+\s+)?(?P<k>{EN_PETS})\s+(?P<v>[A-Z].*)")),
         (
             Has,
             English,
@@ -382,8 +422,13 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
                 r"(?i)\bi\s+{a}(?:(?:don't|dont|do\s+not)\s+{a}(?:like|enjoy|love)|hate|dislike|detest|loathe|(?:can't|cant|cannot|can\s+not)\s+stand)\s+(?P<v>.+)"
             ),
         ),
-        (Dislikes, English, none, r"(?i)\bi(?:'m|\s+am)\s+not\s+a\s+(?:big\s+)?fan\s+of\s+(?P<v>.+)".into()),
-        (Likes, English, none, format!(r"(?i)\bi\s+{a}(?:like|love|enjoy|adore|prefer)\s+(?P<v>.+)")),
+        (Dislikes, English, none, r"(?i)(?:\bi(?:'m|\s+am)\s+|^)not\s+a\s+(?:big\s+)?fan\s+of\s+(?P<v>.+)".into()),
+        (
+            Likes,
+            English,
+            none,
+            format!(r"(?i)\bi\s+{a}(?:like|love|enjoy|adore|prefer|loved|liked|enjoyed)\s+(?P<v>.+)"),
+        ),
         (
             Allergy,
             English,
@@ -400,11 +445,17 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             format!(r"(?i)\bi(?:'ve|\s+have)?\s+{a}(?:started|begun|come)\s+to\s+(?:like|love|enjoy)\s+(?P<v>.+)"),
         ),
         (Likes, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:a\s+)?(?:big|huge|great)\s+(?P<v>.+?)\s+fan\b".into()),
-        (Likes, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:a\s+(?:big|huge)\s+fan\s+of|really\s+into|into|crazy\s+about)\s+(?P<v>.+)".into()),
+        (
+            Likes,
+            English,
+            none,
+            r"(?i)\bi(?:'m|\s+am)\s+(?:(?:much\s+)?(?:more|really|totally|now|also)\s+)*(?:a\s+(?:big|huge)\s+fan\s+of|into|crazy\s+about|obsessed\s+with)\s+(?P<v>.+)".into(),
+        ),
         (Likes, English, none, r"(?i)\bmy\s+favou?rite\s+\w+\s+is\s+(?P<v>.+)".into()),
         (Name, Chinese, none, "我叫(?P<v>.+)".into()),
         (Name, Chinese, none, "我的名字(?:是|叫)(?P<v>.+)".into()),
         (Name, Chinese, none, "我名叫(?P<v>.+)".into()),
+        (Name, Chinese, none, "名字(?:从.{1,8}?)?改(?:成|为)了?(?P<v>.+)".into()),
         (Name, Chinese, Surname, "^(?:大家好|你好)?[，,]?我是(?P<v>.+)".into()),
         // Only at the start of a clause: "他叫我去吃饭" means "he told me to go and eat".
         (Name, Chinese, none, "^(?:你可以|你就|请|大家都|大家)?叫我(?P<v>.+)".into()),
@@ -418,12 +469,22 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         (Job, Chinese, Occupation, "(?:我|^)(?:现在|目前)?(?:在.{1,12}?)?(?:当|做)(?P<v>[^，。]{1,8}?)(?:工作)?$".into()),
         (Job, Chinese, Occupation, "我(?:现在|目前)?是(?P<v>.+)".into()),
         (Employer, Chinese, none, "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。住]{1,15}?)(?:工作|上班|任职|实习)".into()),
+        // "在一家书店当店员", "在腾讯做产品经理": an organisation, then an occupation.
+        (
+            Employer,
+            Chinese,
+            OccupationAfter,
+            "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。,的]{2,12}?)(?:的[^，。]{1,10}?)?(?:做|当)(?P<o>[^，。,]{1,6})".into(),
+        ),
+        (Job, Chinese, Occupation, "(?:我|^)(?:现在|目前|一直)?在[^，。]{2,16}?(?:做|当)(?P<v>[^，。]{1,6})".into()),
         (Employer, Chinese, none, "我(?:已经|刚|最近)?(?:加入了|入职了|跳槽到了?|去了)(?P<v>.+)".into()),
-        (Relative, Chinese, none, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
+        (Relative, Chinese, none, format!("我(?:家)?(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
+        (Relative, Chinese, Surname, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>[^，。]{{2,6}})")),
         (Has, Chinese, none, format!("我(?:们家)?有(?P<v>(?:一|两|二|三|四|五|六|\\d)(?:个|只|条|位)?(?:[^，。]{{0,3}}?)(?:{ZH_KIN}))")),
         (Dislikes, Chinese, none, format!("我{z}(?:不太喜欢|不喜欢|不喜爱|不爱|讨厌|厌恶|受不了)(?P<v>.+)")),
         (Likes, Chinese, none, format!("我{z}(?P<verb>喜欢|喜爱|热爱|爱)(?P<v>.+)")),
         (Likes, Chinese, none, format!("^(?:改|转而|开始)?{z}(?:喜欢|热爱|爱上)了?(?P<v>.+)")),
+        (Likes, Chinese, none, format!("(?:我|^){z}(?:最近|现在)?(?:迷上|爱上|喜欢上)了?(?P<v>.+)")),
         (Allergy, Chinese, none, format!("(?:我|^){z}对(?P<v>[^，。]{{1,10}}?)过敏")),
         (Drives, Chinese, none, "我(?:现在|目前)?开(?:一辆|的是|的车是|着一辆)(?P<v>.+)".into()),
         (Trait, Chinese, none, format!("我(?:是|是一个|是一名|是个)(?P<v>{ZH_TRAITS})")),
@@ -513,7 +574,7 @@ const NOT_NAMES: [&str; 40] = [
 ];
 
 /// Occupations a bare "I'm a ..." must name to count as a job.
-const OCCUPATIONS: [&str; 72] = [
+const OCCUPATIONS: [&str; 145] = [
     "engineer",
     "developer",
     "programmer",
@@ -586,6 +647,79 @@ const OCCUPATIONS: [&str; 72] = [
     "administrator",
     "technician",
     "intern",
+    "midwife",
+    "hairdresser",
+    "optician",
+    "surveyor",
+    "cleaner",
+    "carer",
+    "caregiver",
+    "worker",
+    "clerk",
+    "agent",
+    "realtor",
+    "broker",
+    "trader",
+    "investor",
+    "mathematician",
+    "statistician",
+    "influencer",
+    "streamer",
+    "blogger",
+    "coder",
+    "janitor",
+    "lifeguard",
+    "guide",
+    "instructor",
+    "trainer",
+    "builder",
+    "welder",
+    "roofer",
+    "gardener",
+    "landscaper",
+    "florist",
+    "butcher",
+    "bartender",
+    "sommelier",
+    "nanny",
+    "housekeeper",
+    "jeweler",
+    "comedian",
+    "poet",
+    "novelist",
+    "author",
+    "illustrator",
+    "animator",
+    "producer",
+    "director",
+    "filmmaker",
+    "composer",
+    "pianist",
+    "violinist",
+    "guitarist",
+    "drummer",
+    "founder",
+    "owner",
+    "retiree",
+    "paralegal",
+    "attorney",
+    "judge",
+    "tester",
+    "marketer",
+    "recruiter",
+    "dietitian",
+    "nutritionist",
+    "physiotherapist",
+    "physio",
+    "radiologist",
+    "psychiatrist",
+    "counselor",
+    "counsellor",
+    "postman",
+    "courier",
+    "sailor",
+    "fisherman",
+    "miner",
 ];
 
 /// A job phrase ("a nurse", "software engineer"): up to where the clause goes on about
@@ -650,8 +784,8 @@ const TASTE_REJECT: [&str; 26] = [
 /// Verbs allowed after "to": "I like to swim" is a taste, "I like to think that" is not.
 const TASTE_TO_REJECT: [&str; 5] = ["think", "believe", "say", "know", "be"];
 /// Nouns after "the" that introduce a clause: "I like the idea that ...", "the way you ...".
-const TASTE_THE_REJECT: [&str; 4] = ["idea", "way", "fact", "thought"];
-const TASTE_FILLERS: [&str; 14] = [
+const TASTE_THE_REJECT: [&str; 7] = ["idea", "way", "fact", "thought", "stuff", "thing", "things"];
+const TASTE_FILLERS: [&str; 16] = [
     " very much",
     " so much",
     " a lot",
@@ -666,6 +800,8 @@ const TASTE_FILLERS: [&str; 14] = [
     " lately",
     " instead",
     " online",
+    " though",
+    " too much",
 ];
 
 /// A short noun or verb phrase ("jazz", "hiking in the Alps"), at most eight words.
@@ -697,14 +833,18 @@ fn strip_suffix_ignore_case<'a>(value: &'a str, suffix: &str) -> Option<&'a str>
 
 /// Where a Chinese value ends when no punctuation ends it: a new "我" clause or a connective.
 const ZH_STOPS: [&str; 8] = ["我", "但是", "不过", "可是", "而且", "并且", "所以", "因为"];
-const ZH_NAME_STOPS: [&str; 7] = ["今年", "是", "在", "住", "来自", "和", "也"];
+const ZH_NAME_STOPS: [&str; 24] = [
+    "今年", "是", "在", "住", "来自", "和", "也", "特别", "很", "非常", "最", "说", "他", "她", "每", "经常",
+    "总是", "今天", "明天", "昨天", "又", "都", "还", "就",
+];
 const ZH_HOME_STOPS: [&str; 8] = ["已经", "和", "工作", "上班", "上学", "读书", "生活", "住"];
 const ZH_JOB_STOPS: [&str; 5] = ["已经", "了", "在", "工作", "，"];
 /// Endings of occupations ("护士", "软件工程师", "程序员").
-const ZH_JOBS: [&str; 30] = [
+const ZH_JOBS: [&str; 42] = [
     "师", "员", "医生", "护士", "工人", "司机", "记者", "经理", "会计", "警察", "农民", "老板", "主管",
     "总监", "博士", "学生", "教授", "作家", "画家", "演员", "歌手", "保安", "销售", "主播", "翻译", "编辑",
-    "导演", "秘书", "店长", "校长",
+    "导演", "秘书", "店长", "校长", "人事", "财务", "行政", "设计", "运营", "客服", "前台", "保洁", "厨师",
+    "护工", "老师", "律师",
 ];
 /// The most common Chinese surnames, for "我是王芳" (a name) against "我是北京人" (not one).
 const ZH_SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧";
@@ -750,7 +890,7 @@ fn chinese_value(slot: Slot, check: Check, raw: &str) -> Option<String> {
                 && value.chars().next().is_some_and(|c| ZH_SURNAMES.contains(c))
                 && !is_job()
         }
-        Check::None | Check::BareName => true,
+        Check::None | Check::BareName | Check::OccupationBefore | Check::OccupationAfter => true,
     };
     let plausible = checked
         && (min..=max).contains(&chars)
@@ -935,5 +1075,34 @@ mod tests {
             matches!(&said_in("忘掉我的车牌号")[..], [Said::Forget { facts, phrase }] if facts.is_empty() && phrase == "车牌号")
         );
         assert_eq!(said_in("I forgot my keys."), []);
+    }
+
+    #[test]
+    fn facts_inside_longer_messages_and_requests() {
+        assert_eq!(
+            facts("I'm a nurse in Adelaide and I need a garden plan."),
+            [(Slot::Home, "Adelaide".to_owned()), (Slot::Job, "a nurse".to_owned())]
+        );
+        assert_eq!(facts("Hey, Rafael here."), one(Slot::Name, "Rafael"));
+        assert_eq!(facts("Our beagle Pickles has a sensitive stomach."), one(Slot::Relative, "Pickles"));
+        assert_eq!(facts("Not a fan of comedy podcasts though."), one(Slot::Dislikes, "comedy podcasts"));
+        assert_eq!(
+            facts("I'm really into true crime — anything like Serial?"),
+            one(Slot::Likes, "true crime")
+        );
+        assert!(
+            matches!(&said_in("Can you forget that I hate durian?")[..], [Said::Forget { facts, .. }] if facts.len() == 1)
+        );
+        assert_eq!(
+            facts("我在一家书店当店员。"),
+            [(Slot::Job, "店员".to_owned()), (Slot::Employer, "一家书店".to_owned())]
+        );
+        assert_eq!(facts("I can't stand the stuff."), []);
+        assert_eq!(facts("我家的猫叫团子"), one(Slot::Relative, "团子"));
+        assert_eq!(facts("我老公李强特别爱吃甜食"), [(Slot::Relative, "李强".to_owned())]);
+        assert_eq!(facts("我已经把名字从周婷婷改成周雨桐了"), one(Slot::Name, "周雨桐"));
+        for text in ["I'm interested in Python.", "Hey there!", "我在家做饭", "我在公司做项目"] {
+            assert_eq!(facts(text), [], "{text}");
+        }
     }
 }

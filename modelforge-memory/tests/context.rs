@@ -156,7 +156,8 @@ fn memories_are_included_in_the_given_order_while_they_fit() {
     let system = &ctx.messages[0].content;
     assert!(system.contains("The user likes jazz.") && system.contains("Lina"), "{system}");
     assert!(!system.contains("Lyon"), "{system}");
-    assert_eq!(ctx.report.memories_used, [memories[0].id, memories[1].id]);
+    assert_eq!(ctx.report.memories_used, [memories[1].id, memories[0].id], "rendered oldest first");
+    assert!(system.find("Lina").unwrap() < system.find("jazz").unwrap(), "{system}");
     assert_eq!(ctx.report.memories_left_out, [memories[2].id]);
     assert_eq!(ctx.report.used_tokens, 24);
     assert_eq!(ctx.report.summary(), "left out 1 memory to fit 24 tokens");

@@ -45,6 +45,13 @@ struct Args {
     /// the rule extractor is evaluated.
     #[arg(long)]
     llm: Option<PathBuf>,
+    /// With --llm: evaluate the model on every K-th conversation only (it takes seconds per
+    /// message on a small CPU).
+    #[arg(long, default_value_t = 1)]
+    llm_every: usize,
+    /// With --llm: also run rules and model together.
+    #[arg(long)]
+    combined: bool,
     /// Memories in the search-speed test.
     #[arg(long, default_value_t = 100_000)]
     search_memories: usize,
@@ -148,6 +155,8 @@ fn contains(haystack: &str, needle: &str) -> bool {
 
 struct Run<'a> {
     name: &'static str,
+    /// Evaluate every this many conversations.
+    every: usize,
     extractors: Vec<&'a dyn MemoryExtractor>,
     /// Topics whose facts count toward recall.
     topics: &'a [&'a str],
@@ -196,12 +205,20 @@ fn main() -> anyhow::Result<()> {
 
     let rules = RuleExtractor::new();
     let llm_extractor = llm.as_ref().map(|m| LlmExtractor::new(Arc::clone(m)));
-    let mut runs = vec![Run { name: "rules", extractors: vec![&rules], topics: &RULE_TOPICS }];
+    let mut runs = vec![Run { name: "rules", every: 1, extractors: vec![&rules], topics: &RULE_TOPICS }];
     const ALL_TOPICS: [&str; 8] =
         ["name", "home", "work", "family", "likes", "dislikes", "remember", "other"];
     if let Some(extractor) = &llm_extractor {
-        runs.push(Run { name: "llm", extractors: vec![extractor], topics: &ALL_TOPICS });
-        runs.push(Run { name: "rules+llm", extractors: vec![&rules, extractor], topics: &ALL_TOPICS });
+        let every = args.llm_every.max(1);
+        runs.push(Run { name: "llm", every, extractors: vec![extractor], topics: &ALL_TOPICS });
+        if args.combined {
+            runs.push(Run {
+                name: "rules+llm",
+                every,
+                extractors: vec![&rules, extractor],
+                topics: &ALL_TOPICS,
+            });
+        }
     }
 
     let mut report = serde_json::Map::new();
@@ -209,7 +226,9 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let bank = MemoryBank::new(Arc::clone(&store), embedder.clone());
         let mut figures = Figures::default();
-        for conversation in &data.conversations {
+        let mut conversations = 0;
+        for conversation in data.conversations.iter().step_by(run.every) {
+            conversations += 1;
             let user = store.create_user(&new_user(&format!("{}-{}", run.name, conversation.id)))?;
             let actor = user.actor();
             for (text, vector) in data.distractors.iter().zip(&distractor_vectors) {
@@ -326,6 +345,7 @@ fn main() -> anyhow::Result<()> {
         }
         let mut summary = figures.summary();
         summary["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+        summary["conversations"] = serde_json::json!(conversations);
         report.insert(run.name.to_owned(), summary);
     }
     report.insert(

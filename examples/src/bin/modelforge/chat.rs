@@ -222,38 +222,63 @@ struct Interactive<'a> {
 }
 
 impl Interactive<'_> {
+    /// Reads lines until end of input or /quit. Learning from a turn runs on its own thread
+    /// while the user reads the reply and types the next line; it is finished (and what it
+    /// learned shown) before the next command or turn.
     fn run(mut self) -> anyhow::Result<()> {
         eprintln!("chatting with {} — {HELP}", self.model_path.display());
         let stdin = std::io::stdin();
-        loop {
-            eprint!("> ");
-            let mut line = String::new();
-            if stdin.lock().read_line(&mut line)? == 0 {
-                return Ok(());
+        let turn = self.turn;
+        std::thread::scope(|scope| {
+            let mut learning: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<Learned>>> = None;
+            let finish =
+                |learning: &mut Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<Learned>>>| {
+                    match learning.take().map(|handle| handle.join()) {
+                        None => {}
+                        Some(Ok(Ok(learned))) => note_learned(&learned),
+                        Some(Ok(Err(err))) => eprintln!("[learning from the turn failed: {err}]"),
+                        Some(Err(_)) => eprintln!("[learning from the turn panicked]"),
+                    }
+                };
+            loop {
+                eprint!("> ");
+                let mut line = String::new();
+                if stdin.lock().read_line(&mut line)? == 0 {
+                    finish(&mut learning);
+                    return Ok(());
+                }
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                finish(&mut learning);
+                let result = match line.strip_prefix('/') {
+                    Some(command) => match self.command(command) {
+                        Ok(ControlFlow::Break(())) => return Ok(()),
+                        other => other.map(|_| ()),
+                    },
+                    None => self.say(line).map(|outcome| {
+                        let actor = self.actor;
+                        learning = Some(scope.spawn(move || turn.learn(&actor, &outcome)));
+                    }),
+                };
+                // A mistake in one command does not end the conversation.
+                if let Err(err) = result {
+                    eprintln!(
+                        "error: {}",
+                        err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+                    );
+                }
             }
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let result = match line.strip_prefix('/') {
-                Some(command) => match self.command(command) {
-                    Ok(ControlFlow::Break(())) => return Ok(()),
-                    other => other.map(|_| ()),
-                },
-                None => self.say(line),
-            };
-            // A mistake in one command does not end the conversation.
-            if let Err(err) = result {
-                eprintln!("error: {}", err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": "));
-            }
-        }
+        })
     }
 
     fn store(&self) -> &dyn SessionStore {
         self.turn.store
     }
 
-    fn say(&mut self, text: &str) -> anyhow::Result<()> {
+    /// Runs one turn and returns it; the caller learns from it.
+    fn say(&mut self, text: &str) -> anyhow::Result<TurnOutcome> {
         let session = match self.session {
             Some(id) => id,
             None => {
@@ -272,8 +297,7 @@ impl Interactive<'_> {
         })?;
         println!();
         note_finish(&outcome);
-        note_learned(&self.turn.learn(&self.actor, &outcome)?);
-        Ok(())
+        Ok(outcome)
     }
 
     fn command(&mut self, command: &str) -> anyhow::Result<ControlFlow<()>> {

@@ -1,4 +1,5 @@
-//! The HTTP API of `modelforge-server`: an OpenAI-compatible chat endpoint behind JWT login.
+//! The HTTP API of `modelforge-server`: an OpenAI-compatible chat endpoint behind JWT login,
+//! and the caller's memories (list, add, edit, delete, search, switch off).
 //!
 //! Inference and diesel are blocking, so every call into them runs on tokio's blocking pool;
 //! streamed pieces cross back to the async side through a channel and leave as server-sent
@@ -8,16 +9,18 @@ use std::convert::Infallible;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use modelforge_core::{
-    Actor, BackendError, ChatMessage, Generation, GenerationParams, LoadedModel, SessionStore, StoreError,
+    Actor, BackendError, ChatMessage, Generation, GenerationParams, LoadedModel, MemoryError, MemoryId,
+    MemoryKind, SessionStore, StoreError,
 };
+use modelforge_memory::{MemoryBank, SearchOptions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
@@ -37,15 +40,23 @@ pub struct AppState {
     pub model: Arc<dyn LoadedModel>,
     /// The model's id in `/v1/models`.
     pub model_id: String,
+    /// The users' memories.
+    pub memory: Arc<MemoryBank>,
 }
 
-/// The routes: `/health`, `/v1/auth/login`, `/v1/models`, `/v1/chat/completions`.
+/// The routes: `/health`, `/v1/auth/login`, `/v1/models`, `/v1/chat/completions`, and
+/// `/v1/memories` (GET list, POST add), `/v1/memories/{id}` (PATCH edit, DELETE),
+/// `/v1/memories/search?q=TEXT&limit=N`, `/v1/memories/settings` (PUT `{"enabled": bool}`).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v1/auth/login", post(login))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/memories", get(list_memories).post(add_memory))
+        .route("/v1/memories/search", get(search_memories))
+        .route("/v1/memories/settings", put(memory_settings))
+        .route("/v1/memories/{id}", patch(edit_memory).delete(delete_memory))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -92,6 +103,16 @@ impl From<BackendError> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, err.to_string())
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(err: MemoryError) -> Self {
+        match err {
+            MemoryError::Store(err) => err.into(),
+            MemoryError::Backend(err) => err.into(),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
     }
 }
 
@@ -264,4 +285,116 @@ fn stream_completion(
         .map(|value| Ok(Event::default().data(value.to_string())))
         .chain(tokio_stream::once(Ok(Event::default().data("[DONE]"))));
     Sse::new(events)
+}
+
+#[derive(Deserialize)]
+struct NewMemoryBody {
+    content: String,
+    #[serde(default = "default_kind")]
+    kind: MemoryKind,
+}
+
+fn default_kind() -> MemoryKind {
+    MemoryKind::Fact
+}
+
+#[derive(Deserialize)]
+struct EditMemoryBody {
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    5
+}
+
+#[derive(Deserialize)]
+struct MemorySettings {
+    enabled: bool,
+}
+
+/// Rejects blank memory text before it reaches the store.
+fn memory_text(content: &str) -> Result<&str, ApiError> {
+    let content = content.trim();
+    if content.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "memory content must not be blank"));
+    }
+    Ok(content)
+}
+
+async fn list_memories(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let mut records = state.memory.list(&actor)?;
+        for record in &mut records {
+            record.embedding = None;
+        }
+        Ok(Json(json!({ "data": records })))
+    })
+    .await
+}
+
+async fn add_memory(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Json(body): Json<NewMemoryBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    blocking(move || {
+        let memory = state.memory.add(&actor, body.kind, memory_text(&body.content)?)?;
+        Ok((StatusCode::CREATED, Json(json!(memory))))
+    })
+    .await
+}
+
+async fn edit_memory(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<MemoryId>,
+    Json(body): Json<EditMemoryBody>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || Ok(Json(json!(state.memory.edit(&actor, id, memory_text(&body.content)?)?)))).await
+}
+
+async fn delete_memory(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<MemoryId>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state.memory.delete(&actor, id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn search_memories(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let options = SearchOptions { top_k: query.limit.clamp(1, 100), ..SearchOptions::default() };
+        Ok(Json(json!({ "data": state.memory.search(&actor, &query.q, &options)? })))
+    })
+    .await
+}
+
+async fn memory_settings(
+    State(state): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Json(body): Json<MemorySettings>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let user = state.store.set_memory_enabled(&actor, actor.user_id, body.enabled)?;
+        Ok(Json(json!({ "enabled": user.memory_enabled })))
+    })
+    .await
 }

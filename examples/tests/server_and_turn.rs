@@ -203,7 +203,8 @@ fn older_turns_are_summarized_once_and_the_summary_is_reused() {
 async fn serve(store: Arc<dyn SessionStore>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState { store, model: model(), model_id: "smollm2".into() };
+    let memory = Arc::new(MemoryBank::new(Arc::clone(&store), None));
+    let state = AppState { store, model: model(), model_id: "smollm2".into(), memory };
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
     format!("http://{addr}")
 }
@@ -290,4 +291,108 @@ async fn the_server_logs_in_and_completes_chats() {
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert!(err["error"]["message"].as_str().unwrap().contains("too many"), "{err}");
+}
+
+async fn token(http: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let login: Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().expect("logged in").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_manages_each_users_own_memories() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_user(dir.path());
+    let other = NewUser {
+        username: "omar".into(),
+        password: "another-pass-7".into(),
+        email: None,
+        role: UserRole::User,
+    };
+    store.create_user(&other).unwrap();
+    let base = serve(store).await;
+    let http = reqwest::Client::new();
+    let lina = token(&http, &base, "lina", "correct-horse-9").await;
+    let omar = token(&http, &base, "omar", "another-pass-7").await;
+
+    assert_eq!(http.get(format!("{base}/v1/memories")).send().await.unwrap().status(), 401);
+    let added = http
+        .post(format!("{base}/v1/memories"))
+        .bearer_auth(&lina)
+        .json(&json!({"content": "The user is allergic to peanuts.", "kind": "profile"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let added: Value = added.json().await.unwrap();
+    let id = added["id"].as_str().unwrap().to_owned();
+    let blank = http
+        .post(format!("{base}/v1/memories"))
+        .bearer_auth(&lina)
+        .json(&json!({"content": "  "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blank.status(), 400);
+
+    let search = |who: String, q: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let found: Value = http
+                .get(format!("{base}/v1/memories/search"))
+                .query(&[("q", q)])
+                .bearer_auth(who)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            found["data"].as_array().unwrap().clone()
+        }
+    };
+    let hits = search(lina.clone(), "Am I allergic to anything?").await;
+    assert_eq!(hits[0]["memory"]["id"], id.as_str());
+    assert!(search(omar.clone(), "Am I allergic to anything?").await.is_empty(), "scoped to the caller");
+
+    // Another user's memory id is not found, for editing and deleting alike.
+    let url = format!("{base}/v1/memories/{id}");
+    let edit = json!({"content": "The user is allergic to cats."});
+    assert_eq!(http.patch(&url).bearer_auth(&omar).json(&edit).send().await.unwrap().status(), 404);
+    assert_eq!(http.delete(&url).bearer_auth(&omar).send().await.unwrap().status(), 404);
+    let edited: Value =
+        http.patch(&url).bearer_auth(&lina).json(&edit).send().await.unwrap().json().await.unwrap();
+    assert_eq!(edited["content"], "The user is allergic to cats.");
+
+    let off: Value = http
+        .put(format!("{base}/v1/memories/settings"))
+        .bearer_auth(&lina)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(off["enabled"], false);
+
+    assert_eq!(http.delete(&url).bearer_auth(&lina).send().await.unwrap().status(), 204);
+    let list: Value = http
+        .get(format!("{base}/v1/memories"))
+        .bearer_auth(&lina)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["data"].as_array().unwrap().is_empty());
 }

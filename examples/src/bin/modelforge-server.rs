@@ -9,11 +9,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Parser;
 use modelforge_core::LoadOptions;
 use modelforge_examples::server::{AppState, router};
 use modelforge_examples::setup;
+use modelforge_memory::MemoryBank;
 
 /// Serve a local model over an OpenAI-compatible API.
 #[derive(Parser)]
@@ -31,6 +33,10 @@ struct Args {
     /// Context window in tokens.
     #[arg(long)]
     ctx_size: Option<u32>,
+    /// The sentence embedder for memory search (a directory, or `none`); see `modelforge chat
+    /// --embedder`.
+    #[arg(long)]
+    embedder: Option<String>,
 }
 
 #[tokio::main]
@@ -49,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
     let model_id = model.info().name.clone();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, model = %model_id, "listening");
-    axum::serve(listener, router(AppState { store, model, model_id }))
+    let embedder = setup::open_embedder(&data_dir, args.embedder.as_deref())?;
+    let memory = Arc::new(MemoryBank::new(Arc::clone(&store), embedder));
+    axum::serve(listener, router(AppState { store, model, model_id, memory }))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -191,6 +191,12 @@ fn clause_facts(clause: &str) -> Vec<Fact> {
         }
     }
     found.sort_by_key(|(start, _)| *start);
+    // "I've got a cat called Pepper": the named cat says more than "has a cat".
+    let named: Vec<String> =
+        found.iter().filter(|(_, f)| f.slot == Slot::Relative).map(|(_, f)| f.key.clone()).collect();
+    found.retain(|(_, f)| {
+        f.slot != Slot::Has || !named.iter().any(|key| f.value.to_lowercase().contains(key.as_str()))
+    });
     found.into_iter().map(|(_, fact)| fact).collect()
 }
 
@@ -206,13 +212,16 @@ static NOT_ABOUT_ME: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static SENTENCE_PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let sources = [(
-        Slot::Relative,
-        Lang::Chinese,
-        format!(
-            "我(?:们家)?(?:养了|有|养着)(?:一|两)(?:只|条|匹)(?P<k>{ZH_PETS})[，,]?(?:它|牠)?(?:叫|名叫|名字叫)(?P<v>[^，。！!]+)"
+    let sources = [
+        (Slot::Relative, Lang::Chinese, format!("有(?:一)?只叫(?P<v>[^，。,的]{{1,4}})的(?P<k>{ZH_PETS})")),
+        (
+            Slot::Relative,
+            Lang::Chinese,
+            format!(
+                "我(?:们家)?(?:养了|有|养着)(?:一|两)(?:只|条|匹)(?P<k>{ZH_PETS})[，,]?(?:它|牠)?(?:叫|名叫|名字叫)(?P<v>[^，。！!]+)"
+            ),
         ),
-    )];
+    ];
     sources
         .into_iter()
         .map(|(slot, lang, source)| Pattern {
@@ -323,7 +332,9 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             Home,
             English,
             none,
-            format!(r"(?i)\b(?:i|we)(?:'ve|\s+have)?\s+{a}(?:moved|relocated)\s+(?:from\s+.+?\s+)?to\s+(?P<v>.+)"),
+            format!(
+                r"(?i)(?:\b(?:i|we)(?:'ve|\s+have|'re|\s+are|'m|\s+am)?\s+|^){a}(?:moved|relocated|relocating|moving)\s+(?:from\s+.+?\s+)?to\s+(?P<v>.+)"
+            ),
         ),
         (Home, English, none, r"(?i)\bmy\s+(?:new\s+)?home\s+is\s+(?:in\s+)?(?P<v>.+)".into()),
         // "I'm a nurse in Adelaide", "a pastry chef in Milwaukee": an occupation, then a place.
@@ -340,6 +351,10 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         (Job, English, none, r"(?i)\bmy\s+(?:new\s+)?(?:job|occupation|profession)\s+is\s+(?P<v>.+)".into()),
         (Job, English, Occupation, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:now\s+)?(?P<v>an?\s+.+)")),
         (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40}?)\s+(?:in|at|from)\s+[A-Z]".into()),
+        (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40})$".into()),
+        (Job, English, none, r"(?i)\b(?:started|starting|began)\s+(?:work(?:ing)?\s+)?as\s+(?P<v>.+)".into()),
+        (Home, English, none, r"(?i)\b(?:here|back\s+home)\s+in\s+(?P<v>.+)".into()),
+        (Home, English, none, r"(?i)\bwe(?:'re|\s+are)\s+(?:based\s+)?in\s+(?P<v>.+)".into()),
         (
             Job,
             English,
@@ -387,7 +402,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             Relative,
             English,
             none,
-            format!(r"(?i)\bmy\s+(?:little\s+|older\s+|younger\s+|big\s+|baby\s+)?(?P<k>{EN_RELATIONS})\s+(?P<v>[A-Z].*)"),
+            format!(r"(?i)\bmy\s+(?:little\s+|older\s+|younger\s+|big\s+|baby\s+|twin\s+)?(?P<k>{EN_RELATIONS})\s+(?P<v>[A-Z].*)"),
         ),
         (
             Relative,
@@ -411,7 +426,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             English,
             none,
             format!(
-                r"(?i)\b(?:(?:i|we)\s+{a}(?:have|have\s+got|'ve\s+got)|with\s+my)\s+(?P<v>(?:a|an|one|two|three|four|five|six|\d+)\s+(?:\w+\s+){{0,2}}?(?:{EN_KIN}))\b"
+                r"(?i)\b(?:(?:i|we)(?:'ve\s+got|\s+{a}(?:have|have\s+got|'ve\s+got))|with\s+my)\s+(?P<v>(?:a|an|one|two|three|four|five|six|\d+)\s+(?:\w+\s+){{0,2}}?(?:{EN_KIN}))\b"
             ),
         ),
         (
@@ -427,7 +442,9 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             Likes,
             English,
             none,
-            format!(r"(?i)\bi\s+{a}(?:like|love|enjoy|adore|prefer|loved|liked|enjoyed)\s+(?P<v>.+)"),
+            format!(
+                r"(?i)\b(?:i|we)\s+{a}(?:both\s+)?(?:like|love|enjoy|adore|prefer|loved|liked|enjoyed)\s+(?P<v>.+)"
+            ),
         ),
         (
             Allergy,
@@ -459,7 +476,8 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         (Name, Chinese, Surname, "^(?:大家好|你好)?[，,]?我是(?P<v>.+)".into()),
         // Only at the start of a clause: "他叫我去吃饭" means "he told me to go and eat".
         (Name, Chinese, none, "^(?:你可以|你就|请|大家都|大家)?叫我(?P<v>.+)".into()),
-        (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?住在(?P<v>.+)".into()),
+        (Home, Chinese, none, "我(?:们)?(?:现在|目前|一直|也|还|就)?住在(?P<v>.+)".into()),
+        (Home, Chinese, none, "我(?:们)?(?:刚|最近|已经)?(?:来|到)(?P<v>[^，。,]{2,6}?)(?:工作|上班|生活|定居)".into()),
         (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?在(?P<v>[^住，。]{1,12}?)(?:工作和|上班和)?(?:住|生活|定居)".into()),
         (Home, Chinese, none, "^(?:现在|目前|一直|也)?住在(?P<v>.+)".into()),
         (Home, Chinese, none, "我来自(?P<v>.+)".into()),
@@ -476,7 +494,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             OccupationAfter,
             "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。,的]{2,12}?)(?:的[^，。]{1,10}?)?(?:做|当)(?P<o>[^，。,]{1,6})".into(),
         ),
-        (Job, Chinese, Occupation, "(?:我|^)(?:现在|目前|一直)?在[^，。]{2,16}?(?:做|当)(?P<v>[^，。]{1,6})".into()),
+        (Job, Chinese, Occupation, "在[^，。,]{2,16}?(?:做|当)(?P<v>[^，。,]{1,6})".into()),
         (Employer, Chinese, none, "我(?:已经|刚|最近)?(?:加入了|入职了|跳槽到了?|去了)(?P<v>.+)".into()),
         (Relative, Chinese, none, format!("我(?:家)?(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
         (Relative, Chinese, Surname, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>[^，。]{{2,6}})")),
@@ -574,7 +592,7 @@ const NOT_NAMES: [&str; 40] = [
 ];
 
 /// Occupations a bare "I'm a ..." must name to count as a job.
-const OCCUPATIONS: [&str; 145] = [
+const OCCUPATIONS: [&str; 155] = [
     "engineer",
     "developer",
     "programmer",
@@ -720,6 +738,16 @@ const OCCUPATIONS: [&str; 145] = [
     "sailor",
     "fisherman",
     "miner",
+    "auditor",
+    "controller",
+    "assistant",
+    "specialist",
+    "coordinator",
+    "supervisor",
+    "inspector",
+    "operator",
+    "dispatcher",
+    "pharmacologist",
 ];
 
 /// A job phrase ("a nurse", "software engineer"): up to where the clause goes on about
@@ -840,11 +868,54 @@ const ZH_NAME_STOPS: [&str; 24] = [
 const ZH_HOME_STOPS: [&str; 8] = ["已经", "和", "工作", "上班", "上学", "读书", "生活", "住"];
 const ZH_JOB_STOPS: [&str; 5] = ["已经", "了", "在", "工作", "，"];
 /// Endings of occupations ("护士", "软件工程师", "程序员").
-const ZH_JOBS: [&str; 42] = [
-    "师", "员", "医生", "护士", "工人", "司机", "记者", "经理", "会计", "警察", "农民", "老板", "主管",
-    "总监", "博士", "学生", "教授", "作家", "画家", "演员", "歌手", "保安", "销售", "主播", "翻译", "编辑",
-    "导演", "秘书", "店长", "校长", "人事", "财务", "行政", "设计", "运营", "客服", "前台", "保洁", "厨师",
-    "护工", "老师", "律师",
+const ZH_JOBS: [&str; 47] = [
+    "师",
+    "员",
+    "医生",
+    "护士",
+    "工人",
+    "司机",
+    "记者",
+    "经理",
+    "会计",
+    "警察",
+    "农民",
+    "老板",
+    "主管",
+    "总监",
+    "博士",
+    "学生",
+    "教授",
+    "作家",
+    "画家",
+    "演员",
+    "歌手",
+    "保安",
+    "销售",
+    "主播",
+    "翻译",
+    "编辑",
+    "导演",
+    "秘书",
+    "店长",
+    "校长",
+    "人事",
+    "财务",
+    "行政",
+    "设计",
+    "运营",
+    "客服",
+    "前台",
+    "保洁",
+    "厨师",
+    "护工",
+    "老师",
+    "律师",
+    "助理",
+    "服务员",
+    "店员",
+    "技术员",
+    "教研员",
 ];
 /// The most common Chinese surnames, for "我是王芳" (a name) against "我是北京人" (not one).
 const ZH_SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧";

@@ -118,6 +118,7 @@ pub fn unknown_users_take_about_as_long_as_wrong_passwords(new_store: Factory) {
     let t = new_store();
     t.register("lina");
     let fastest = |f: &dyn Fn()| {
+        // Three tries each: the account locks after five failed logins.
         (0..3)
             .map(|_| {
                 let start = std::time::Instant::now();
@@ -134,10 +135,12 @@ pub fn unknown_users_take_about_as_long_as_wrong_passwords(new_store: Factory) {
     let one_verification = fastest(&|| assert!(argon.verify_password(b"other", &hash).is_err()));
     let wrong_password = fastest(&|| assert!(t.store.login("lina", "wrong password").is_err()));
     let unknown_user = fastest(&|| assert!(t.store.login("nobody", "wrong password").is_err()));
+    // A quarter, not a half: other tests run on the same two cores at the same time, and the
+    // path this guards against (no verification at all) is a hundred times faster.
     for (path, took) in [("unknown user", unknown_user), ("wrong password", wrong_password)] {
         assert!(
-            took * 2 >= one_verification,
-            "{path} took {took:?}, less than half of one argon2 verification ({one_verification:?})"
+            took * 4 >= one_verification,
+            "{path} took {took:?}, less than a quarter of one argon2 verification ({one_verification:?})"
         );
     }
 }

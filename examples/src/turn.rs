@@ -171,9 +171,8 @@ impl Turn<'_> {
         if memories.len() < self.retrieval.top_k {
             let mut profile: Vec<Memory> = self
                 .memory
-                .list(actor)?
+                .memories(actor)?
                 .into_iter()
-                .map(|record| record.memory)
                 .filter(|m| m.kind == MemoryKind::Profile && from_elsewhere(m))
                 .filter(|m| !memories.iter().any(|k| k.id == m.id))
                 .collect();

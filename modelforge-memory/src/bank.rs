@@ -87,6 +87,13 @@ impl MemoryBank {
         Ok(self.store.list_memory_records(actor)?)
     }
 
+    /// The acting user's memories as the bank holds them (no store query after the first use).
+    pub fn memories(&self, actor: &Actor) -> Result<Vec<Memory>, MemoryError> {
+        let index = self.index(actor)?;
+        let memories = lock(&index).memories().to_vec();
+        Ok(memories)
+    }
+
     /// The memories best matching `text`, best first, within `options`.
     pub fn search(
         &self,
@@ -105,7 +112,8 @@ impl MemoryBank {
     pub fn add(&self, actor: &Actor, kind: MemoryKind, content: &str) -> Result<Memory, MemoryError> {
         let op = MemoryOp::Add { kind, content: content.to_owned(), confidence: 1.0 };
         let index = self.index(actor)?;
-        let mut changed = self.apply_one(actor, &index, None, &op)?;
+        let vector = self.embed_one(content)?;
+        let mut changed = self.apply_one(actor, &index, None, &op, vector)?;
         changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not stored".into() })
     }
 
@@ -113,14 +121,15 @@ impl MemoryBank {
     pub fn edit(&self, actor: &Actor, id: MemoryId, content: &str) -> Result<Memory, MemoryError> {
         let index = self.index(actor)?;
         let op = MemoryOp::Update { id, content: content.to_owned() };
-        let mut changed = self.apply_one(actor, &index, None, &op)?;
+        let vector = self.embed_one(content)?;
+        let mut changed = self.apply_one(actor, &index, None, &op, vector)?;
         changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not changed".into() })
     }
 
     /// Deletes a memory.
     pub fn delete(&self, actor: &Actor, id: MemoryId) -> Result<(), MemoryError> {
         let index = self.index(actor)?;
-        self.apply_one(actor, &index, None, &MemoryOp::Delete { id })?;
+        self.apply_one(actor, &index, None, &MemoryOp::Delete { id }, None)?;
         Ok(())
     }
 
@@ -158,23 +167,29 @@ impl MemoryBank {
                 }
             };
             for op in ops {
-                let op = match op {
+                // The new text's vector, embedded once for both the comparison and the store.
+                let (op, vector) = match op {
                     MemoryOp::Add { kind, content, confidence } => {
-                        match self.consolidate(&index, kind, &content)? {
+                        let vector = self.embed_one(&content)?;
+                        match self.consolidate(&index, kind, &content, vector.as_deref()) {
                             Decision::Known => {
                                 learned.duplicates += 1;
                                 continue;
                             }
-                            Decision::Supersedes(id) => MemoryOp::Update { id, content },
-                            Decision::New => MemoryOp::Add { kind, content, confidence },
+                            Decision::Supersedes(id) => (MemoryOp::Update { id, content }, vector),
+                            Decision::New => (MemoryOp::Add { kind, content, confidence }, vector),
                         }
                     }
-                    other => other,
+                    MemoryOp::Update { id, content } => {
+                        let vector = self.embed_one(&content)?;
+                        (MemoryOp::Update { id, content }, vector)
+                    }
+                    MemoryOp::Delete { id } => {
+                        learned.deleted.push(id);
+                        (MemoryOp::Delete { id }, None)
+                    }
                 };
-                if let MemoryOp::Delete { id } = op {
-                    learned.deleted.push(id);
-                }
-                learned.changed.extend(self.apply_one(actor, &index, session, &op)?);
+                learned.changed.extend(self.apply_one(actor, &index, session, &op, vector)?);
             }
         }
         tracing::debug!(
@@ -192,36 +207,32 @@ impl MemoryBank {
         index: &Mutex<MemoryIndex>,
         kind: MemoryKind,
         content: &str,
-    ) -> Result<Decision, MemoryError> {
-        let vector = self.embed_one(content)?;
+        vector: Option<&[f32]>,
+    ) -> Decision {
         let options =
             SearchOptions { top_k: self.consolidation.compare_with, min_score: 0.0, keyword_weight: 0.5 };
-        let similar = lock(index).search(content, vector.as_deref(), &options);
+        let similar = lock(index).search(content, vector, &options);
         let normalized = normalize(content);
         let fact = Fact::parse(content);
         for hit in &similar {
             if normalize(&hit.memory.content) == normalized {
-                return Ok(Decision::Known);
+                return Decision::Known;
             }
             let stored = Fact::parse(&hit.memory.content);
             if let (Some(new), Some(old)) = (&fact, &stored)
                 && new.same_subject(old)
             {
-                return Ok(if new.same_as(old) {
-                    Decision::Known
-                } else {
-                    Decision::Supersedes(hit.memory.id)
-                });
+                return if new.same_as(old) { Decision::Known } else { Decision::Supersedes(hit.memory.id) };
             }
         }
         if fact.is_some() {
             // A rule fact that no stored fact speaks about is new, however alike the sentences
             // look ("likes jazz" does not replace "likes blues").
-            return Ok(Decision::New);
+            return Decision::New;
         }
         let best =
             similar.iter().filter(|_| vector.is_some()).max_by(|a, b| a.similarity.total_cmp(&b.similarity));
-        Ok(match best {
+        match best {
             Some(hit) if hit.similarity >= self.consolidation.duplicate_similarity => Decision::Known,
             Some(hit)
                 if hit.similarity >= self.consolidation.update_similarity && hit.memory.kind == kind =>
@@ -229,20 +240,21 @@ impl MemoryBank {
                 Decision::Supersedes(hit.memory.id)
             }
             _ => Decision::New,
-        })
+        }
     }
 
-    /// Applies one operation to the store, then to the index.
+    /// Applies one operation to the store, then to the index; `embedding` is the vector of the
+    /// operation's new text (none for a deletion, or without an embedder).
     fn apply_one(
         &self,
         actor: &Actor,
         index: &Mutex<MemoryIndex>,
         session: Option<SessionId>,
         op: &MemoryOp,
+        embedding: Option<Vec<f32>>,
     ) -> Result<Vec<Memory>, MemoryError> {
         match op {
             MemoryOp::Add { kind, content, confidence } => {
-                let embedding = self.embed_one(content)?;
                 let memory = NewMemory { kind: *kind, content: content.clone(), source_session_id: session };
                 let details =
                     MemoryDetails { confidence: confidence.clamp(0.0, 1.0), embedding: embedding.clone() };
@@ -251,7 +263,6 @@ impl MemoryBank {
                 Ok(vec![record.memory])
             }
             MemoryOp::Update { id, content } => {
-                let embedding = self.embed_one(content)?;
                 let update = MemoryUpdate {
                     content: Some(content.clone()),
                     embedding: Some(embedding.clone()),

@@ -32,8 +32,8 @@ fn model() -> String {
     modelforge_testkit::smollm2_gguf().display().to_string()
 }
 
-/// One greedy turn as JSON.
-fn turn(dir: &Path, session: Option<&str>, message: &str) -> Value {
+/// One greedy `chat --json` run of at most `max_tokens` tokens, with `extra` arguments.
+fn chat_json(dir: &Path, max_tokens: &str, extra: &[&str]) -> Value {
     let model = model();
     let mut args = vec![
         "chat",
@@ -44,15 +44,21 @@ fn turn(dir: &Path, session: Option<&str>, message: &str) -> Value {
         "--temperature",
         "0",
         "--max-tokens",
-        "48",
+        max_tokens,
         "--json",
     ];
-    match session {
-        Some(id) => args.extend(["--session", id]),
-        None => args.push("--new-session"),
-    }
-    args.extend(["--message", message]);
+    args.extend_from_slice(extra);
     json(modelforge(dir, PASSWORD, &args))
+}
+
+/// One greedy turn as JSON.
+fn turn(dir: &Path, session: Option<&str>, message: &str) -> Value {
+    let mut args = match session {
+        Some(id) => vec!["--session", id],
+        None => vec!["--new-session"],
+    };
+    args.extend(["--message", message]);
+    chat_json(dir, "48", &args)
 }
 
 fn setup() -> tempfile::TempDir {
@@ -265,23 +271,7 @@ fn memories_can_be_added_searched_edited_exported_and_removed() {
 #[test]
 fn temporary_sessions_and_memory_off_learn_nothing() {
     let dir = setup();
-    let model = model();
-    let chat = |extra: &[&str]| {
-        let mut args = vec![
-            "chat",
-            "--user",
-            "lina",
-            "--model",
-            &model,
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "8",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        json(modelforge(dir.path(), PASSWORD, &args))
-    };
+    let chat = |extra: &[&str]| chat_json(dir.path(), "8", extra);
     let temporary = chat(&["--temporary", "--message", "My name is Lina and I live in Lyon."]);
     assert_eq!(temporary["memory"], "temporary");
     assert!(temporary["memories_learned"].as_array().unwrap().is_empty());

@@ -332,14 +332,7 @@ async fn list_memories(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let mut records = state.memory.list(&actor)?;
-        for record in &mut records {
-            record.embedding = None;
-        }
-        Ok(Json(json!({ "data": records })))
-    })
-    .await
+    blocking(move || Ok(Json(json!({ "data": state.memory.list(&actor)? })))).await
 }
 
 async fn add_memory(

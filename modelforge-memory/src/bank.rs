@@ -82,9 +82,14 @@ impl MemoryBank {
         lock(&self.indexes).remove(&user);
     }
 
-    /// The acting user's memories with their details, oldest first.
+    /// The acting user's memories with their details, oldest first. Vectors are left out:
+    /// they are the search index's business, and would swamp any listing or export.
     pub fn list(&self, actor: &Actor) -> Result<Vec<MemoryRecord>, MemoryError> {
-        Ok(self.store.list_memory_records(actor)?)
+        let mut records = self.store.list_memory_records(actor)?;
+        for record in &mut records {
+            record.embedding = None;
+        }
+        Ok(records)
     }
 
     /// The acting user's memories as the bank holds them (no store query after the first use).
@@ -135,11 +140,7 @@ impl MemoryBank {
 
     /// The acting user's memories with their details as pretty JSON (vectors left out).
     pub fn export_json(&self, actor: &Actor) -> Result<Vec<u8>, MemoryError> {
-        let mut records = self.list(actor)?;
-        for record in &mut records {
-            record.embedding = None;
-        }
-        serde_json::to_vec_pretty(&records)
+        serde_json::to_vec_pretty(&self.list(actor)?)
             .map_err(|err| MemoryError::Extraction { reason: format!("cannot write the export: {err}") })
     }
 

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use modelforge_core::{
     Actor, ChatMessage, Generation, GenerationParams, LoadedModel, Memory, MemoryExtractor, MemoryKind,
-    Message, NewSession, Session, SessionId, SessionStore,
+    Message, NewSession, Session, SessionId, SessionStore, SessionSummary,
 };
 use modelforge_memory::{
-    ContextBudget, ContextReport, ContextRequest, Learned, MemoryBank, SearchOptions, assemble_context,
-    summarize,
+    AssembledContext, ContextBudget, ContextReport, ContextRequest, Learned, MemoryBank, SearchOptions,
+    assemble_context, summarize,
 };
 use serde::Serialize;
 
@@ -113,7 +113,7 @@ impl Turn<'_> {
         } else {
             Vec::new()
         };
-        let (messages, report) = self.assemble(actor, session, &memories)?;
+        let AssembledContext { messages, report } = self.assemble(actor, session, &memories)?;
         if !report.is_complete() {
             tracing::warn!("{}", report.summary());
         }
@@ -201,55 +201,47 @@ impl Turn<'_> {
         actor: &Actor,
         session: SessionId,
         memories: &[Memory],
-    ) -> anyhow::Result<(Vec<ChatMessage>, ContextReport)> {
+    ) -> anyhow::Result<AssembledContext> {
         let all: Vec<Message> = self.store.list_messages(actor, session)?;
         let budget = ContextBudget::new(self.model.context_length(), self.params.max_tokens)
             .with_memory_share(self.memory_share);
         let count = |text: &str| self.model.count_tokens(text).unwrap_or(text.len());
-        let mut cached = if self.summarize { self.store.session_summary(actor, session)? } else { None };
-        for attempt in 0..2 {
-            let start = cached
-                .as_ref()
-                .and_then(|s| all.iter().position(|m| m.id == s.through_message))
-                .map_or(0, |i| i + 1);
+        // The context with `summary` standing for the messages it covers, and where the rest
+        // starts.
+        let with_summary = |summary: Option<&SessionSummary>| -> anyhow::Result<(AssembledContext, usize)> {
+            let start =
+                summary.and_then(|s| all.iter().position(|m| m.id == s.through_message)).map_or(0, |i| i + 1);
             let history: Vec<ChatMessage> = all[start..].iter().map(ChatMessage::from).collect();
             let request = ContextRequest {
                 system_prompt: self.system_prompt,
                 memories,
-                summary: cached.as_ref().map(|s| s.content.as_str()),
+                summary: summary.map(|s| s.content.as_str()),
                 summarized_messages: start,
                 history: &history,
             };
-            let context = assemble_context(&request, &budget, &count)?;
-            let dropped = context.report.history_left_out;
-            if !self.summarize || dropped == 0 || attempt == 1 {
-                return Ok((context.messages, context.report));
-            }
-            // Summarize what was dropped and half of what was kept, so the next turns fit too.
-            let kept_older = context.report.history_used.saturating_sub(1);
-            let upto = start + dropped + kept_older / 2;
-            let upto = upto.min(all.len() - 1);
-            let through = &all[upto - 1];
-            let previous = cached.as_ref().map(|s| s.content.as_str());
-            let to_summarize: Vec<ChatMessage> = all[start..upto].iter().map(ChatMessage::from).collect();
-            match summarize(self.model, previous, &to_summarize) {
-                Ok(text) => {
-                    cached = Some(self.store.save_session_summary(
-                        actor,
-                        session,
-                        through.id,
-                        upto as u64,
-                        &text,
-                    )?);
-                    tracing::debug!(messages = upto, "summarized older turns");
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "could not summarize older turns; leaving them out");
-                    return Ok((context.messages, context.report));
-                }
-            }
+            Ok((assemble_context(&request, &budget, &count)?, start))
+        };
+        let cached = if self.summarize { self.store.session_summary(actor, session)? } else { None };
+        let (context, start) = with_summary(cached.as_ref())?;
+        let dropped = context.report.history_left_out;
+        if !self.summarize || dropped == 0 {
+            return Ok(context);
         }
-        unreachable!("the second attempt always returns")
+        // Summarize what was dropped and half of what was kept, so the next turns fit too.
+        let kept_older = context.report.history_used.saturating_sub(1);
+        let upto = (start + dropped + kept_older / 2).min(all.len() - 1);
+        let previous = cached.as_ref().map(|s| s.content.as_str());
+        let to_summarize: Vec<ChatMessage> = all[start..upto].iter().map(ChatMessage::from).collect();
+        let text = match summarize(self.model, previous, &to_summarize) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::warn!(%err, "could not summarize older turns; leaving them out");
+                return Ok(context);
+            }
+        };
+        let saved = self.store.save_session_summary(actor, session, all[upto - 1].id, upto as u64, &text)?;
+        tracing::debug!(messages = upto, "summarized older turns");
+        Ok(with_summary(Some(&saved))?.0)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use modelforge_testkit::hub_server::{GATED_REPO, HubServer, QUANTS_REPO, SMOL_REPO};
+use modelforge_testkit::hub_server::{GATED_REPO, HubServer, QUANTS_REPO, SMOL_FILE, SMOL_REPO};
 use serde_json::Value;
 
 const PASSWORD: &str = "correct-horse-9";
@@ -119,6 +119,56 @@ fn a_pulled_model_chats_from_the_cache_without_another_transfer() {
     );
     assert!(!reply["reply"].as_str().unwrap().is_empty());
     assert_eq!(env.server.requests(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_stops_a_pull_and_the_next_pull_resumes() {
+    let env = Env::new();
+    let size = env.server.file(SMOL_REPO, SMOL_FILE).len() as u64;
+    let stall = 20 << 20;
+    env.server.stall_next_body_after(stall);
+    let mut child = env
+        .command(&["pull", &format!("{SMOL_REPO}:Q4_1")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until everything before the stall is on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while partial_sizes(&env.cache()) != [stall] {
+        assert!(std::time::Instant::now() < deadline, "the pull did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = failure(output);
+    assert!(stderr.contains("interrupted") && stderr.contains("resumes it"), "{stderr}");
+    assert_eq!(partial_sizes(&env.cache()), [stall], "the bytes received before Ctrl-C are kept");
+
+    env.server.reset_counters();
+    let pulled = json(env.run(&["pull", SMOL_REPO, "--json"]));
+    assert_eq!(pulled["size_bytes"].as_u64(), Some(size), "{pulled}");
+    assert_eq!(env.server.bytes_sent(), size - stall, "only the rest was fetched");
+}
+
+/// The sizes of the partial downloads under `dir`.
+fn partial_sizes(dir: &Path) -> Vec<u64> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "incomplete"))
+        .filter_map(|p| Some(p.metadata().ok()?.len()))
+        .collect()
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
 }
 
 #[test]

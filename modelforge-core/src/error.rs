@@ -282,12 +282,12 @@ pub enum HubError {
         /// The environment variable that turned offline mode on.
         env: &'static str,
     },
-    /// The disk is full.
-    #[error("the disk is full while writing {}{}", path.display(), needed.map_or_else(String::new, |n| format!(" ({n} bytes needed in all)")))]
+    /// The disk is full, or too full for what is left to download.
+    #[error("not enough disk space for {}{}", path.display(), needed.map_or_else(String::new, |n| format!(" ({n} more bytes needed)")))]
     DiskFull {
         /// The file being written.
         path: PathBuf,
-        /// The size of the whole file, when known.
+        /// The bytes still to write, when known.
         needed: Option<u64>,
         /// The I/O error.
         source: std::io::Error,

@@ -14,7 +14,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use modelforge_core::{CancelToken, HubError, Progress};
@@ -28,6 +28,9 @@ use crate::cache::{HfCache, io_error};
 const BUFFER_SIZE: usize = 1 << 20;
 /// Buffers in flight between the receiving thread and the writer.
 const BUFFERS: usize = 4;
+
+/// How often a transfer waiting for data looks at its cancel token.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// A buffer and how much of it the receiving thread filled, or why it stopped.
 type Filled = io::Result<(Vec<u8>, usize)>;
@@ -118,6 +121,11 @@ fn download_blob(
     let partial = blob.with_file_name(format!("{}.incomplete", meta.etag));
     let dir = blob.parent().expect("a blob has a directory");
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
+    if let Some(size) = meta.size {
+        let have = std::fs::metadata(&partial).map_or(0, |m| m.len());
+        // More on disk than the file's size means starting over (below), so all of it.
+        ensure_space(dir, &partial, size.checked_sub(have).unwrap_or(size))?;
+    }
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -241,20 +249,22 @@ fn receive(
     let (to_hash, hashing) = spawn_hasher(std::mem::replace(hasher, ContentHash::Unknown), empty);
     let mut received = 0;
     let total = t.meta.size;
-    for message in full {
-        let (buf, n) = match message {
-            Ok(filled) => filled,
-            Err(e) => return Err(cut(t, received, e)),
+    loop {
+        // Waiting in slices, so a cancel is seen even while the connection is silent.
+        let (buf, n) = match full.recv_timeout(CANCEL_POLL) {
+            Ok(Ok(filled)) => filled,
+            Ok(Err(e)) => return Err(cut(t, received, e)),
+            Err(RecvTimeoutError::Timeout) if t.cancel.is_cancelled() => return Err(cancelled(t, received)),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
-        file.write_all(&buf[..n]).map_err(|e| write_error(t.partial, total, e))?;
+        file.write_all(&buf[..n]).map_err(|e| {
+            write_error(t.partial, total.map(|size| size.saturating_sub(t.offset + received)), e)
+        })?;
         received += n as u64;
         (t.on_progress)(Progress { downloaded: t.offset + received, total });
         if t.cancel.is_cancelled() {
-            tracing::info!(
-                bytes = t.offset + received,
-                "download cancelled; the partial file is kept for resuming"
-            );
-            return Err(HubError::Cancelled);
+            return Err(cancelled(t, received));
         }
         if to_hash.send((buf, n)).is_err() {
             break; // Only if the hashing thread died: joining it below reports that.
@@ -312,6 +322,12 @@ fn spawn_receiver(mut body: ureq::BodyReader<'static>) -> (Receiver<Filled>, Syn
     (full_rx, empty_tx)
 }
 
+/// A cancelled transfer: the partial file stays for the next attempt to resume.
+fn cancelled(t: &Transfer<'_, '_>, received: u64) -> HubError {
+    tracing::info!(bytes = t.offset + received, "download cancelled; the partial file is kept for resuming");
+    HubError::Cancelled
+}
+
 fn cut(t: &Transfer<'_, '_>, received: u64, source: io::Error) -> HubError {
     let have = t.offset + received;
     let of = t.meta.size.map_or_else(String::new, |s| format!(" of {s}"));
@@ -324,12 +340,48 @@ fn cut(t: &Transfer<'_, '_>, received: u64, source: io::Error) -> HubError {
     }
 }
 
-fn write_error(partial: &Path, total: Option<u64>, e: io::Error) -> HubError {
+fn write_error(partial: &Path, remaining: Option<u64>, e: io::Error) -> HubError {
     if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
-        HubError::DiskFull { path: partial.to_owned(), needed: total, source: e }
+        HubError::DiskFull { path: partial.to_owned(), needed: remaining, source: e }
     } else {
         io_error(partial, "writing", e)
     }
+}
+
+/// Fails with [`HubError::DiskFull`] when the filesystem holding `dir` has less room than the
+/// `remaining` bytes, before a single one is requested: better than failing gigabytes in. If the
+/// free space cannot be read, the download goes ahead and [`write_error`] reports a full disk.
+fn ensure_space(dir: &Path, partial: &Path, remaining: u64) -> Result<(), HubError> {
+    let Some(free) = free_space(dir) else { return Ok(()) };
+    if free >= remaining {
+        return Ok(());
+    }
+    let message = format!("{free} bytes free in {}, {remaining} needed", dir.display());
+    Err(HubError::DiskFull {
+        path: partial.to_owned(),
+        needed: Some(remaining),
+        source: io::Error::new(io::ErrorKind::StorageFull, message),
+    })
+}
+
+/// The bytes an unprivileged process may still write on the filesystem holding `dir`.
+#[cfg(unix)]
+fn free_space(dir: &Path) -> Option<u64> {
+    match rustix::fs::statvfs(dir) {
+        Ok(stat) => {
+            let unit = if stat.f_frsize > 0 { stat.f_frsize } else { stat.f_bsize };
+            Some(stat.f_bavail.saturating_mul(unit))
+        }
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot read the free space; downloading anyway");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn free_space(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// Checks the size and hash; keeps the file as `blob` if they match, else deletes it.
@@ -439,9 +491,27 @@ mod tests {
         let full = io::Error::from(io::ErrorKind::StorageFull);
         let err = write_error(Path::new("/cache/blobs/x.incomplete"), Some(42), full);
         assert!(matches!(err, HubError::DiskFull { needed: Some(42), .. }), "{err:?}");
-        assert!(err.to_string().contains("disk is full while writing /cache/blobs/x.incomplete"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("not enough disk space for /cache/blobs/x.incomplete (42 more bytes needed)"),
+            "{err}"
+        );
         let other = write_error(Path::new("/x"), None, io::Error::from(io::ErrorKind::PermissionDenied));
         assert!(matches!(other, HubError::Io { .. }), "{other:?}");
+    }
+
+    #[test]
+    fn too_little_free_space_fails_before_the_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("x.incomplete");
+        ensure_space(dir.path(), &partial, 0).unwrap();
+        let err = ensure_space(dir.path(), &partial, u64::MAX).unwrap_err();
+        assert!(matches!(&err, HubError::DiskFull { needed: Some(u64::MAX), path, .. } if *path == partial));
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(
+            source.contains("bytes free in") && source.contains(&format!("{} needed", u64::MAX)),
+            "{source}"
+        );
     }
 
     #[test]

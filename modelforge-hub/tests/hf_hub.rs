@@ -4,14 +4,16 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use modelforge_core::{CancelToken, HubError, ModelFormat, ModelHub, Progress};
 use modelforge_hub::{HfHub, HfHubOptions, SearchOptions};
 use modelforge_testkit::hub_server::{
-    COMMIT, DOCS_REPO, GATED_REPO, HubServer, QUANTS_REPO, SAFETENSORS_REPO, SMOL_FILE, SMOL_REPO,
-    SPLIT_REPO, TEST_TOKEN,
+    COMMIT, DOCS_REPO, GATED_REPO, HubFile, HubRepo, HubServer, QUANTS_REPO, SAFETENSORS_REPO, SMOL_FILE,
+    SMOL_REPO, SPLIT_REPO, TEST_TOKEN,
 };
 use sha2::Digest as _;
 
@@ -407,4 +409,138 @@ fn remove_deletes_one_quantization_or_the_whole_repository() {
     hub.remove(SAFETENSORS_REPO).unwrap();
     assert!(!repo_dir(cache.path(), SAFETENSORS_REPO).exists());
     assert_eq!(names(&hub), [format!("{QUANTS_REPO}:Q4_K_M")]);
+}
+
+fn repo_of(id: &str, files: Vec<HubFile>) -> HubRepo {
+    HubRepo { id: id.to_owned(), tags: vec!["gguf".into()], downloads: 1, likes: 0, gated: false, files }
+}
+
+#[test]
+fn a_tree_listed_in_pages_gives_every_file_once() {
+    let repo = "modelforge-test/many-files";
+    // Five in a directory, so a directory entry takes a place in the first page too.
+    let paths: Vec<String> = (0..25)
+        .map(|i| if i < 5 { format!("sub/file-{i:02}.txt") } else { format!("file-{i:02}.txt") })
+        .collect();
+    let files = paths.iter().map(|p| HubFile::git(p, format!("{p}\n"))).collect();
+    let server = HubServer::with_repos(vec![repo_of(repo, files)]);
+    server.set_tree_page_size(10);
+    let cache = tempfile::tempdir().unwrap();
+    let mut listed: Vec<String> =
+        hub(&server, cache.path()).list_files(repo).unwrap().into_iter().map(|f| f.path).collect();
+    listed.sort();
+    let mut expected = paths;
+    expected.sort();
+    assert_eq!(listed, expected, "every file exactly once");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "26 entries in pages of 10: {requests:?}");
+    assert!(requests.iter().all(|r| r.contains(&format!("/api/models/{repo}/tree/main"))), "{requests:?}");
+    assert!(requests[1..].iter().all(|r| r.contains("cursor=")), "{requests:?}");
+}
+
+/// A tmpfs mounted on a directory for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it) on `dir`, or says why it cannot
+    /// (mounting needs root, or CAP_SYS_ADMIN in a container).
+    fn mount(dir: &Path, size: &str) -> Result<Self, String> {
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if output.status.success() {
+            Ok(Self(dir.to_owned()))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy, so a file still open after a failed assertion cannot keep it mounted.
+        match Command::new("umount").arg("-l").arg(&self.0).status() {
+            Ok(status) if status.success() => {}
+            other => eprintln!("unmounting the tmpfs on {} failed: {other:?}", self.0.display()),
+        }
+    }
+}
+
+/// A tmpfs of 8 MiB on a fresh directory, or `None` (with the reason on stderr) when this
+/// process may not mount one.
+fn small_disk() -> Option<(tempfile::TempDir, Tmpfs)> {
+    let dir = tempfile::tempdir().unwrap();
+    match Tmpfs::mount(dir.path(), "8m") {
+        Ok(tmpfs) => Some((dir, tmpfs)),
+        Err(why) => {
+            eprintln!("skipping: cannot mount a tmpfs on {}: {why}", dir.path().display());
+            None
+        }
+    }
+}
+
+const BIG_REPO: &str = "modelforge-test/big-GGUF";
+const BIG_FILE: &str = "big-Q4_K_M.gguf";
+
+fn big_file_server(size: usize) -> HubServer {
+    let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    HubServer::with_repos(vec![repo_of(BIG_REPO, vec![HubFile::lfs(BIG_FILE, Arc::new(content))])])
+}
+
+#[test]
+fn a_file_larger_than_the_free_space_fails_before_its_download() {
+    // The mount is dropped (unmounted) before its directory.
+    let Some((disk, _tmpfs)) = small_disk() else { return };
+    let size = 16 << 20;
+    let server = big_file_server(size);
+    let hub = hub(&server, disk.path());
+    let download = || hub.download(BIG_REPO, BIG_FILE, &mut |_| {}, &CancelToken::new()).unwrap_err();
+
+    let err = download();
+    assert!(matches!(err, HubError::DiskFull { needed: Some(n), .. } if n == size as u64), "{err:?}");
+    let source = std::error::Error::source(&err).expect("a source").to_string();
+    assert!(source.contains("bytes free in") && source.contains(&format!("{size} needed")), "{source}");
+    assert_eq!(server.bytes_sent(), 0, "no byte of the file was sent");
+    let requests = server.requests();
+    assert!(requests.len() == 1 && requests[0].starts_with("HEAD "), "only the metadata: {requests:?}");
+    let sha = server.sha256(BIG_REPO, BIG_FILE);
+    let blobs = repo_dir(disk.path(), BIG_REPO).join("blobs");
+    assert_eq!(files_in(&blobs), Vec::<String>::new(), "no partial file is left");
+    let locks = disk.path().join(".locks").join("models--modelforge-test--big-GGUF");
+    assert_eq!(files_in(&locks), [format!("{sha}.lock")]);
+
+    // What a resumed download needs is only the rest.
+    let kept = 4 << 20;
+    std::fs::write(blobs.join(format!("{sha}.incomplete")), &server.file(BIG_REPO, BIG_FILE)[..kept])
+        .unwrap();
+    let err = download();
+    assert!(
+        matches!(err, HubError::DiskFull { needed: Some(n), .. } if n == (size - kept) as u64),
+        "{err:?}"
+    );
+    assert_eq!(server.bytes_sent(), 0);
+}
+
+#[test]
+fn a_disk_that_fills_during_a_download_is_reported_as_full() {
+    let Some((disk, _tmpfs)) = small_disk() else { return };
+    let size = 6 << 20;
+    let server = big_file_server(size);
+    let filler = disk.path().join("filler");
+    let mut filled = false;
+    // After the first MiB is written, something else takes the rest of the disk.
+    let mut fill = |_: Progress| {
+        if !std::mem::replace(&mut filled, true) {
+            let mut file = std::fs::File::create(&filler).unwrap();
+            while file.write_all(&[0; 64 << 10]).is_ok() {}
+        }
+    };
+    let err =
+        hub(&server, disk.path()).download(BIG_REPO, BIG_FILE, &mut fill, &CancelToken::new()).unwrap_err();
+    assert!(filled, "the download started");
+    // What is left to write: less than the file (the first MiB is on disk), more than nothing.
+    assert!(matches!(err, HubError::DiskFull { needed: Some(n), .. } if n > 0 && n < size as u64), "{err:?}");
+    assert!(err.to_string().contains("not enough disk space for"), "{err}");
 }

@@ -6,7 +6,8 @@
 //!
 //! - `GET /api/models?search=&filter=&sort=&limit=`: repository summaries;
 //! - `GET /api/models/{org}/{name}/tree/{revision}?recursive=true`: files with `oid`, `size` and,
-//!   for LFS files, `lfs.oid` (the sha256);
+//!   for LFS files, `lfs.oid` (the sha256), in pages of [`TREE_PAGE_SIZE`] entries (see
+//!   [`HubServer::set_tree_page_size`]) linked by `Link: <...&cursor=...>; rel="next"`;
 //! - `HEAD`/`GET /{org}/{name}/resolve/{revision}/{path}`: small files answer `200` with
 //!   `ETag` (the git blob sha1); LFS files answer `302` to `/cdn/{sha256}` (a separate path,
 //!   like the Hub's CDN) with `X-Linked-Etag`, `X-Linked-Size`; both carry `X-Repo-Commit`;
@@ -21,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -47,6 +48,8 @@ pub const GATED_REPO: &str = "modelforge-test/gated-GGUF";
 pub const DOCS_REPO: &str = "modelforge-test/docs-only";
 /// The commit every test repository is at.
 pub const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+/// Tree entries per page unless a test sets another size: the Hub's page size.
+pub const TREE_PAGE_SIZE: usize = 1000;
 
 /// One file of a repository.
 #[derive(Clone)]
@@ -103,8 +106,14 @@ struct State {
     requests: Mutex<Vec<String>>,
     /// One-shot: the next file body stops after this many bytes (`u64::MAX`: off).
     cut_after: AtomicU64,
+    /// One-shot: the next file body stops after this many bytes and the connection stays open.
+    stall_after: AtomicU64,
     /// One-shot: the next file body has its middle byte flipped.
     corrupt_next: AtomicBool,
+    /// Most tree entries in one answer.
+    tree_page_size: AtomicUsize,
+    /// `http://127.0.0.1:PORT`, for the absolute links of tree pages.
+    url: String,
     stop: AtomicBool,
 }
 
@@ -148,7 +157,10 @@ impl HubServer {
             body_bytes: AtomicU64::new(0),
             requests: Mutex::new(Vec::new()),
             cut_after: AtomicU64::new(u64::MAX),
+            stall_after: AtomicU64::new(u64::MAX),
             corrupt_next: AtomicBool::new(false),
+            tree_page_size: AtomicUsize::new(TREE_PAGE_SIZE),
+            url: format!("http://{addr}"),
             stop: AtomicBool::new(false),
         });
         let thread_state = Arc::clone(&state);
@@ -158,7 +170,13 @@ impl HubServer {
 
     /// The base URL, e.g. `http://127.0.0.1:41234`, to use as `HF_ENDPOINT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.state.url.clone()
+    }
+
+    /// Tree listings answer at most `entries` entries (at least 1) per page, the rest behind
+    /// `Link: rel="next"`.
+    pub fn set_tree_page_size(&self, entries: usize) {
+        self.state.tree_page_size.store(entries.max(1), Ordering::SeqCst);
     }
 
     /// File-body bytes sent so far (from `resolve` and the CDN path), over all requests.
@@ -180,6 +198,12 @@ impl HubServer {
     /// The next file body is cut (the connection closed) after `bytes` bytes.
     pub fn cut_next_body_after(&self, bytes: u64) {
         self.state.cut_after.store(bytes, Ordering::SeqCst);
+    }
+
+    /// The next file body stops after `bytes` bytes and the connection stays open and silent
+    /// (for at most a minute, or until the client leaves): a download to interrupt midway.
+    pub fn stall_next_body_after(&self, bytes: u64) {
+        self.state.stall_after.store(bytes, Ordering::SeqCst);
     }
 
     /// The next file body has one byte changed, while its headers still announce the true hash.
@@ -345,6 +369,8 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
 /// A parsed request.
 struct Request {
     method: String,
+    /// The path as sent, still percent-encoded.
+    raw_path: String,
     path: String,
     query: BTreeMap<String, String>,
     headers: BTreeMap<String, String>,
@@ -443,7 +469,13 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (percent_decode(k, true), percent_decode(v, true)))
         .collect();
-    Ok(Some(Request { method: method.to_owned(), path: percent_decode(path, false), query, headers }))
+    Ok(Some(Request {
+        method: method.to_owned(),
+        raw_path: path.to_owned(),
+        path: percent_decode(path, false),
+        query,
+        headers,
+    }))
 }
 
 fn route(request: &Request, state: &State) -> Response {
@@ -537,7 +569,31 @@ fn tree(request: &Request, state: &State, rest: &str) -> Response {
     }
     let dir_entries =
         dirs.into_iter().map(|d| json!({ "type": "directory", "oid": COMMIT, "size": 0, "path": d }));
-    Response::json(&Value::Array(dir_entries.chain(entries).collect()))
+    let all: Vec<Value> = dir_entries.chain(entries).collect();
+    tree_page(request, state, all)
+}
+
+/// The page of `entries` the request's `cursor` points at, with a `Link` to the next one.
+/// The cursor is opaque to clients, as on the Hub: here the hex of the first entry's index.
+fn tree_page(request: &Request, state: &State, mut entries: Vec<Value>) -> Response {
+    let start = match request.query.get("cursor") {
+        None => 0,
+        Some(cursor) => match unhex(cursor).and_then(|s| s.parse::<usize>().ok()) {
+            Some(start) if start <= entries.len() => start,
+            _ => return Response::error(400, "BadRequest", &format!("Invalid cursor: {cursor}")),
+        },
+    };
+    let end = entries.len().min(start + state.tree_page_size.load(Ordering::SeqCst));
+    let rest = entries.split_off(end);
+    let page = Value::Array(entries.split_off(start));
+    if rest.is_empty() {
+        return Response::json(&page);
+    }
+    let mut query: Vec<String> =
+        request.query.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| format!("{k}={v}")).collect();
+    query.push(format!("cursor={}", hex(end.to_string().as_bytes())));
+    let next = format!("{}{}?{}", state.url, request.raw_path, query.join("&"));
+    Response::json(&page).header("Link", format!("<{next}>; rel=\"next\""))
 }
 
 /// `org/name/resolve/{revision}/{path}`.
@@ -647,7 +703,8 @@ fn write_response(
 /// Writes a file body in 1 MiB pieces, counting bytes and applying a pending cut or corruption.
 fn send_file(stream: &mut TcpStream, body: &[u8], state: &State) -> std::io::Result<()> {
     let cut = state.cut_after.swap(u64::MAX, Ordering::SeqCst);
-    let limit = usize::try_from(cut).unwrap_or(usize::MAX).min(body.len());
+    let stall = state.stall_after.swap(u64::MAX, Ordering::SeqCst);
+    let limit = usize::try_from(cut.min(stall)).unwrap_or(usize::MAX).min(body.len());
     let corrupt_at = state.corrupt_next.swap(false, Ordering::SeqCst).then_some(body.len() / 2);
     for (i, chunk) in body[..limit].chunks(1 << 20).enumerate() {
         let offset = i << 20;
@@ -660,6 +717,22 @@ fn send_file(stream: &mut TcpStream, body: &[u8], state: &State) -> std::io::Res
             None => stream.write_all(chunk)?,
         }
         state.body_bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+    }
+    if limit < body.len() && stall < cut {
+        stream.flush()?;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        stream.set_read_timeout(Some(std::time::Duration::from_millis(50)))?;
+        let mut probe = [0u8; 1];
+        while std::time::Instant::now() < until && !state.stop.load(Ordering::SeqCst) {
+            // A read of 0 bytes means the client closed its end.
+            match std::io::Read::read(stream, &mut probe) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
     }
     if limit < body.len() {
         // Closing with bytes still announced is what a cut connection looks like.
@@ -691,6 +764,15 @@ fn git_sha1(content: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text whose UTF-8 bytes `hex` spells, if it is valid.
+fn unhex(hex: &str) -> Option<String> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Decodes `%XX` escapes, and in a query `+` as a space.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use modelforge_core::{CachedModel, CancelToken, ModelHub, RepoFile, RepoSummary};
+use modelforge_core::{CachedModel, CancelToken, HubError, ModelHub, RepoFile, RepoSummary};
 use modelforge_examples::setup;
 use modelforge_hub::{HfHub, ModelRef, SearchOptions, choose_default, gguf_models, safetensors_files};
 use serde_json::json;
@@ -88,15 +88,25 @@ pub fn pull(args: PullArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    // Ctrl-C stops the download cleanly, keeping what has arrived for the next pull.
+    let cancel = CancelToken::new();
+    let on_interrupt = cancel.clone();
+    ctrlc::set_handler(move || on_interrupt.cancel())?;
     let result = hub.pull(
         &args.reference,
         &mut |p| {
             bar.set_length(p.total.unwrap_or(p.downloaded));
             bar.set_position(p.downloaded);
         },
-        &CancelToken::new(),
+        &cancel,
     );
     bar.finish_and_clear();
+    if let Err(HubError::Cancelled) = result {
+        anyhow::bail!(
+            "interrupted: the part downloaded so far is kept; `modelforge pull {}` resumes it",
+            args.reference
+        );
+    }
     let model = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&model)?);

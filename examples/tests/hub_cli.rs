@@ -127,7 +127,7 @@ fn ctrl_c_stops_a_pull_and_the_next_pull_resumes() {
     let size = env.server.file(SMOL_REPO, SMOL_FILE).len() as u64;
     let stall = 20 << 20;
     env.server.stall_next_body_after(stall);
-    let mut child = env
+    let child = env
         .command(&["pull", &format!("{SMOL_REPO}:Q4_1")])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -156,6 +156,32 @@ impl CandleModel {
         self.tokenizer.encode(prompt, bos.is_empty() || !prompt.starts_with(bos.as_str()))
     }
 
+    /// Teacher forcing: runs `prompt`, then `continuation` one token at a time, and returns for
+    /// each token of `continuation` the logits the model gave just before it. Set beside the
+    /// tokens another backend chose, these show where two implementations part and by how much.
+    pub fn forced_logits(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<Vec<f32>>, BackendError> {
+        let total = (prompt.len() + continuation.len()) as u32;
+        if prompt.is_empty() || total > self.context_length {
+            return Err(BackendError::ContextOverflow {
+                prompt_tokens: prompt.len() as u32,
+                reserved: continuation.len() as u32,
+                context_length: self.context_length,
+            });
+        }
+        let mut decoder = self.weights.decoder()?;
+        let mut logits = decoder.feed(prompt, 0, self.chunk)?;
+        let mut out = Vec::with_capacity(continuation.len());
+        for (i, &token) in continuation.iter().enumerate() {
+            let next = if i + 1 < continuation.len() {
+                decoder.feed(&[token], prompt.len() + i, 1)?
+            } else {
+                Vec::new()
+            };
+            out.push(std::mem::replace(&mut logits, next));
+        }
+        Ok(out)
+    }
+
     /// The tokenizer in use: the model's `tokenizer.json`, or the one rebuilt from GGUF
     /// metadata.
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -31,9 +31,11 @@ const DEFAULT_CHUNK: u32 = 512;
 
 /// Loads llama-family models through candle: quantized GGUF files and safetensors directories.
 ///
-/// candle runs on the CPU with its SIMD kernels (build with `-C target-cpu=native`) and uses
-/// the global rayon pool, so `RAYON_NUM_THREADS` sets its thread count; `LoadOptions::threads`
-/// is not applied per model.
+/// candle runs on the CPU with its SIMD kernels (build with `-C target-cpu=native`). Its thread
+/// count is process-wide, read once from `RAYON_NUM_THREADS`, so `LoadOptions::threads` is not
+/// applied per model. Its quantized kernels run on a spinning pool that collapses when it has
+/// more threads than free cores: measured on 2 cores with SmolLM2 Q4_1, generation ran at about
+/// 55 tokens/s with `RAYON_NUM_THREADS=2`, 36 with 1, and 3 with 3.
 #[derive(Clone, Debug, Default)]
 pub struct CandleBackend;
 

@@ -574,11 +574,11 @@ fn tree(request: &Request, state: &State, rest: &str) -> Response {
 }
 
 /// The page of `entries` the request's `cursor` points at, with a `Link` to the next one.
-/// The cursor is opaque to clients, as on the Hub: here the hex of the first entry's index.
+/// The cursor is opaque to clients, as on the Hub: here the first entry's index in hex.
 fn tree_page(request: &Request, state: &State, mut entries: Vec<Value>) -> Response {
     let start = match request.query.get("cursor") {
         None => 0,
-        Some(cursor) => match unhex(cursor).and_then(|s| s.parse::<usize>().ok()) {
+        Some(cursor) => match usize::from_str_radix(cursor, 16).ok() {
             Some(start) if start <= entries.len() => start,
             _ => return Response::error(400, "BadRequest", &format!("Invalid cursor: {cursor}")),
         },
@@ -591,7 +591,7 @@ fn tree_page(request: &Request, state: &State, mut entries: Vec<Value>) -> Respo
     }
     let mut query: Vec<String> =
         request.query.iter().filter(|(k, _)| *k != "cursor").map(|(k, v)| format!("{k}={v}")).collect();
-    query.push(format!("cursor={}", hex(end.to_string().as_bytes())));
+    query.push(format!("cursor={end:x}"));
     let next = format!("{}{}?{}", state.url, request.raw_path, query.join("&"));
     Response::json(&page).header("Link", format!("<{next}>; rel=\"next\""))
 }
@@ -764,15 +764,6 @@ fn git_sha1(content: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The text whose UTF-8 bytes `hex` spells, if it is valid.
-fn unhex(hex: &str) -> Option<String> {
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// Decodes `%XX` escapes, and in a query `+` as a space.

@@ -158,18 +158,28 @@ impl CandleModel {
         self.tokenizer.encode(prompt, bos.is_empty() || !prompt.starts_with(bos.as_str()))
     }
 
+    /// Refuses an empty prompt, and one that leaves no room in the context for `reserved` more
+    /// tokens.
+    fn check_fits(&self, prompt: &[u32], reserved: u32) -> Result<(), BackendError> {
+        if prompt.is_empty() {
+            return Err(BackendError::Inference { context: "the prompt is empty".into(), source: None });
+        }
+        let prompt_tokens = prompt.len() as u32;
+        if prompt_tokens.saturating_add(reserved) > self.context_length {
+            return Err(BackendError::ContextOverflow {
+                prompt_tokens,
+                reserved,
+                context_length: self.context_length,
+            });
+        }
+        Ok(())
+    }
+
     /// Teacher forcing: runs `prompt`, then `continuation` one token at a time, and returns for
     /// each token of `continuation` the logits the model gave just before it. Set beside the
     /// tokens another backend chose, these show where two implementations part and by how much.
     pub fn forced_logits(&self, prompt: &[u32], continuation: &[u32]) -> Result<Vec<Vec<f32>>, BackendError> {
-        let total = (prompt.len() + continuation.len()) as u32;
-        if prompt.is_empty() || total > self.context_length {
-            return Err(BackendError::ContextOverflow {
-                prompt_tokens: prompt.len() as u32,
-                reserved: continuation.len() as u32,
-                context_length: self.context_length,
-            });
-        }
+        self.check_fits(prompt, continuation.len() as u32)?;
         let mut decoder = self.weights.decoder()?;
         let mut logits = decoder.feed(prompt, 0, self.chunk)?;
         let mut out = Vec::with_capacity(continuation.len());
@@ -259,16 +269,7 @@ impl LoadedModel for CandleModel {
         }
         let tokens = self.prompt_tokens(prompt)?;
         let prompt_tokens = tokens.len() as u32;
-        if tokens.is_empty() {
-            return Err(BackendError::Inference { context: "the prompt is empty".into(), source: None });
-        }
-        if prompt_tokens.saturating_add(params.max_tokens) > self.context_length {
-            return Err(BackendError::ContextOverflow {
-                prompt_tokens,
-                reserved: params.max_tokens,
-                context_length: self.context_length,
-            });
-        }
+        self.check_fits(&tokens, params.max_tokens)?;
         let mut decoder = self.weights.decoder()?;
         let logits = decoder.feed(&tokens, 0, self.chunk)?;
         let mut source =

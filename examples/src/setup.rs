@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use modelforge_core::{
     Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, ModelHub, SessionStore,
 };
-use modelforge_engine::{BertEmbedder, LlamaCppBackend};
+use modelforge_engine::{BertEmbedder, KvCacheType, LlamaCppBackend};
 use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
 use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
 
@@ -64,16 +64,40 @@ pub fn resolve_model(data_dir: &Path, reference: &str) -> anyhow::Result<CachedM
     Ok(hub().pull(reference, &mut on_progress, &CancelToken::new())?)
 }
 
+/// The `--kv-cache` option: how llama.cpp stores keys and values.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum KvCacheArg {
+    /// 16-bit floats (llama.cpp's default).
+    #[default]
+    F16,
+    /// 32-bit floats, without flash attention: twice the memory.
+    F32,
+    /// 8-bit blocks, with flash attention: about half the memory of f16.
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+impl From<KvCacheArg> for KvCacheType {
+    fn from(arg: KvCacheArg) -> Self {
+        match arg {
+            KvCacheArg::F16 => KvCacheType::F16,
+            KvCacheArg::F32 => KvCacheType::F32,
+            KvCacheArg::Q8_0 => KvCacheType::Q8_0,
+        }
+    }
+}
+
 /// Loads a model given as a path, a name from the catalogue, or a Hugging Face reference (see
-/// [`resolve_model`]).
+/// [`resolve_model`]), with llama.cpp and a KV cache of type `kv_cache`.
 pub fn load_model(
     data_dir: &Path,
     reference: &str,
     options: &LoadOptions,
+    kv_cache: KvCacheArg,
 ) -> anyhow::Result<Arc<dyn LoadedModel>> {
     let model = resolve_model(data_dir, reference)?;
     let _span = tracing::info_span!("load", model = %model.path.display()).entered();
-    Ok(LlamaCppBackend::new().load(&model.path, options)?)
+    Ok(LlamaCppBackend::new().with_kv_cache_type(kv_cache.into()).load(&model.path, options)?)
 }
 
 /// The Hugging Face repository of the default embedder.

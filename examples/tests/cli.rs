@@ -296,3 +296,47 @@ fn temporary_sessions_and_memory_off_learn_nothing() {
             == 2
     );
 }
+
+/// `bench` measures both backends; `--threads` reaches candle (whose thread count only the
+/// environment sets) and `--kv-cache` reaches llama.cpp.
+#[test]
+fn bench_runs_both_backends_with_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = model();
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--model", &model, "--pp", "16", "--tg", "4", "--json"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_modelforge"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(&args)
+            .env("MODELFORGE_LOG", "modelforge_engine=info")
+            .env_remove("RAYON_NUM_THREADS")
+            .env_remove("CANDLE_NUM_THREADS")
+            .output()
+            .expect("the binary runs")
+    };
+    let out = bench(&["--backend", "candle", "--threads", "1"]);
+    let report: Value = serde_json::from_str(&ok(out.clone())).unwrap();
+    assert_eq!(report["backend"], "candle");
+    assert!(report["tg_tps"].as_f64().unwrap() > 0.0, "{report}");
+    // The log without its colour codes (ESC [ ... m).
+    let log: String = String::from_utf8_lossy(&out.stderr)
+        .split('\x1b')
+        .map(|part| {
+            part.strip_prefix('[').map_or(part, |rest| rest.split_once('m').map_or(rest, |(_, text)| text))
+        })
+        .collect();
+    assert!(
+        log.contains("model loaded") && log.contains("threads=1"),
+        "candle runs the one thread asked for: {log}"
+    );
+
+    let out = bench(&["--backend", "llama-cpp", "--kv-cache", "q8_0"]);
+    let report: Value = serde_json::from_str(&ok(out)).unwrap();
+    assert_eq!(report["backend"], "llama-cpp");
+    assert!(report["pp_tps"].as_f64().unwrap() > 0.0, "{report}");
+    let err = bench(&["--kv-cache", "q3"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("q8_0"), "the choices are listed");
+}

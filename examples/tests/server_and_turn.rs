@@ -20,7 +20,8 @@ fn model() -> Arc<dyn LoadedModel> {
         .get_or_init(|| {
             let path = modelforge_testkit::smollm2_gguf();
             let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            setup::load_model(std::path::Path::new("."), path.to_str().unwrap(), &options).unwrap()
+            setup::load_model(std::path::Path::new("."), path.to_str().unwrap(), &options, Default::default())
+                .unwrap()
         })
         .clone()
 }

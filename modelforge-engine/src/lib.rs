@@ -50,5 +50,6 @@ pub use candle::{BertEmbedder, CandleBackend, CandleModel, MiniLmEmbedder};
 pub use chat_template::{ChatTemplate, FALLBACK_TEMPLATE};
 #[cfg(feature = "llama-cpp")]
 pub use llama::{
-    DEFAULT_BATCH_SIZE, DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_SEQUENCES, LlamaCppBackend, LlamaCppModel,
+    DEFAULT_BATCH_SIZE, DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_SEQUENCES, KvCacheType, LlamaCppBackend,
+    LlamaCppModel,
 };

@@ -9,17 +9,20 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 
 use modelforge_core::{Backend, ChatMessage, GenerationParams, LoadOptions, LoadedModel};
-use modelforge_engine::{CandleBackend, CandleModel, LlamaCppBackend};
+use modelforge_engine::{CandleBackend, CandleModel, KvCacheType, LlamaCppBackend};
 
 fn options() -> LoadOptions {
     LoadOptions { context_length: Some(1024), ..LoadOptions::default() }
 }
 
-fn llama_cpp() -> Arc<dyn LoadedModel> {
-    static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| LlamaCppBackend::new().load(&modelforge_testkit::smollm2_gguf(), &options()).unwrap())
-        .clone()
+/// A fresh llama.cpp model with the KV cache type `kv`. Fresh, because llama.cpp's results
+/// depend on its batches: a prompt served from a warm cache reaches its logits through
+/// another batch shape than a cold prefill, and rounds differently.
+fn llama_cpp(kv: KvCacheType) -> Arc<dyn LoadedModel> {
+    LlamaCppBackend::new()
+        .with_kv_cache_type(kv)
+        .load(&modelforge_testkit::smollm2_gguf(), &options())
+        .unwrap()
 }
 
 fn candle_gguf_model() -> Arc<CandleModel> {
@@ -82,7 +85,7 @@ const CORPUS: &[&str] = &[
 
 #[test]
 fn the_tokenizer_rebuilt_from_gguf_matches_llama_cpp() {
-    let (reference, candle) = (llama_cpp(), candle_gguf());
+    let (reference, candle) = (llama_cpp(KvCacheType::F16), candle_gguf());
     let mut mismatches = Vec::new();
     for text in CORPUS {
         for add_special in [false, true] {
@@ -132,18 +135,14 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Free-running greedy texts are a blunt check: different kernels (llama.cpp: F16 KV cache and
-/// flash attention; candle: F32 KV cache and plain attention) round differently, a 135M model at
-/// 4 bits often has near-ties that a rounding difference flips, and from there the texts part.
-/// llama.cpp against itself with an F32 KV cache and flash attention off agreed on only 5 of
-/// these 10 continuations. So: nearly every continuation must start the same, whole
-/// continuations must agree for a good share, and the token-by-token tests below hold the
-/// real measure.
+/// Reports how many continuations are identical, and requires at least `min_whole` of 10
+/// and a common start (3 tokens) for 9 of 10.
 fn assert_agree(name: &str, a: &[Vec<u32>], b: &[Vec<u32>], min_whole: usize) {
     let prefixes: Vec<usize> = a.iter().zip(b).map(|(x, y)| common_prefix(x, y)).collect();
     let whole = a.iter().zip(b).filter(|(x, y)| x == y).count();
     let start = prefixes.iter().filter(|&&n| n >= 3).count();
     let report = |v: &[Vec<u32>]| v.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join("\n");
+    eprintln!("{name}: {whole}/10 identical, common prefixes {prefixes:?}");
     assert!(
         start >= 9 && whole >= min_whole,
         "{name}: common prefixes {prefixes:?}, {whole}/10 identical\n{}\n--\n{}",
@@ -152,13 +151,30 @@ fn assert_agree(name: &str, a: &[Vec<u32>], b: &[Vec<u32>], min_whole: usize) {
     );
 }
 
+/// With an F32 KV cache and no flash attention llama.cpp does the arithmetic candle does
+/// (candle's Q4_1 kernel is ggml's), and the greedy continuations are the same.
 #[test]
 fn greedy_continuations_agree_between_llama_cpp_and_candle() {
-    let reference = greedy_continuations(&*llama_cpp());
+    let reference = greedy_continuations(&*llama_cpp(KvCacheType::F32));
     let candle = greedy_continuations(&*candle_gguf());
-    assert_agree("llama.cpp vs candle (GGUF)", &reference, &candle, 5);
+    assert_agree("llama.cpp (F32 KV cache) vs candle (GGUF)", &reference, &candle, 9);
 }
 
+/// llama.cpp's default F16 KV cache with flash attention rounds keys, values and partial sums
+/// to 16 bits, which flips near-ties: on these prompts llama.cpp with F16 agreed with itself
+/// with F32 on 7 of the 10 whole continuations (5 on another CPU). The texts must still start
+/// the same; the token-by-token test below measures the rest.
+#[test]
+fn greedy_continuations_with_llama_cpps_default_cache_start_the_same() {
+    let reference = greedy_continuations(&*llama_cpp(KvCacheType::F16));
+    let candle = greedy_continuations(&*candle_gguf());
+    assert_agree("llama.cpp (F16 KV cache) vs candle (GGUF)", &reference, &candle, 5);
+}
+
+/// The GGUF run quantizes activations to 8 bits before each Q4_1 product, as llama.cpp does;
+/// the dequantized export multiplies them in full precision. That rounding flips near-ties,
+/// so whole continuations agree less often than between the two backends above (llama.cpp
+/// itself, which computes what the GGUF run computes, scores the same against the export).
 #[test]
 fn the_dequantized_safetensors_export_agrees_with_the_quantized_gguf() {
     let quantized = greedy_continuations(&*candle_gguf());
@@ -211,15 +227,25 @@ fn forced_agreement(name: &str, reference: &dyn LoadedModel, candle: &CandleMode
 
 #[test]
 fn candle_follows_llama_cpp_token_by_token() {
-    let (agree, steps, widest) = forced_agreement("llama.cpp vs candle", &*llama_cpp(), &candle_gguf_model());
+    let reference = llama_cpp(KvCacheType::F32);
+    let (agree, steps, widest) =
+        forced_agreement("llama.cpp (F32) vs candle", &*reference, &candle_gguf_model());
+    assert!(agree * 100 >= steps * 98, "{agree}/{steps} steps agree");
+    assert!(widest < 0.1, "a disagreement that is not a near-tie: gap {widest}");
+    let reference = llama_cpp(KvCacheType::F16);
+    let (agree, steps, widest) =
+        forced_agreement("llama.cpp (F16) vs candle", &*reference, &candle_gguf_model());
     assert!(agree * 100 >= steps * 95, "{agree}/{steps} steps agree");
     assert!(widest < 0.5, "a disagreement that is not a near-tie: gap {widest}");
 }
 
+/// The bound is wider than between the backends: 8-bit activations against full precision
+/// moved one choice by 0.67 logits (measured), while a loading mistake (a transposed or
+/// misnamed tensor, a wrong rotary layout) moves nearly every step by several.
 #[test]
 fn the_quantized_gguf_follows_the_safetensors_export_token_by_token() {
     let (agree, steps, widest) =
         forced_agreement("safetensors vs GGUF under candle", &*candle_safetensors(), &candle_gguf_model());
     assert!(agree * 100 >= steps * 95, "{agree}/{steps} steps agree");
-    assert!(widest < 0.5, "a disagreement that is not a near-tie: gap {widest}");
+    assert!(widest < 1.0, "a disagreement that is not a near-tie: gap {widest}");
 }

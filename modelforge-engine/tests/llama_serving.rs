@@ -10,7 +10,7 @@ use std::time::Duration;
 use modelforge_core::{
     CancelToken, ChatMessage, Embedder, FinishReason, Generation, GenerationParams, LoadOptions, LoadedModel,
 };
-use modelforge_engine::{Bench, BenchConfig, LlamaCppBackend, LlamaCppModel};
+use modelforge_engine::{Bench, BenchConfig, KvCacheType, LlamaCppBackend, LlamaCppModel};
 
 fn load(options: LoadOptions) -> LlamaCppModel {
     LlamaCppBackend::new().load_model(&modelforge_testkit::smollm2_gguf(), &options).expect("SmolLM2 loads")
@@ -134,6 +134,42 @@ fn saved_state_restores_in_a_new_model_instance_and_bad_files_are_refused() {
     let err = other_model.load_state(&good).unwrap_err();
     assert!(err.to_string().contains("another model"), "{err}");
     assert!(other_model.load_state(Path::new("/nonexistent.state")).is_err());
+}
+
+#[test]
+fn every_kv_cache_type_generates_and_a_state_needs_its_own_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("session.state");
+    let prompt = "<|im_start|>user\nWrite a story about a dragon.<|im_end|>\n<|im_start|>assistant\n";
+    let backend = |kv| LlamaCppBackend::new().with_kv_cache_type(kv);
+    let (mut replies, mut sizes) = (Vec::new(), Vec::new());
+    for kv in [KvCacheType::F16, KvCacheType::F32, KvCacheType::Q8_0] {
+        let model =
+            backend(kv).load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default()).unwrap();
+        let reply = run(&model, prompt, 12);
+        assert_eq!(reply.usage.completion_tokens, 12, "{kv:?}: {:?}", reply.text);
+        replies.push(model.tokenize(&reply.text, false).unwrap());
+        let file = dir.path().join(format!("{kv:?}.state"));
+        model.save_state(prompt, &file).unwrap();
+        sizes.push(std::fs::metadata(&file).unwrap().len() as f64);
+    }
+    std::fs::rename(dir.path().join("F16.state"), &state).unwrap();
+    std::fs::rename(dir.path().join("F16.state.meta"), dir.path().join("session.state.meta")).unwrap();
+    // The types round differently, but not so much that the first tokens part.
+    assert!(replies.iter().all(|r| r[..3] == replies[0][..3]), "{replies:?}");
+    // The same tokens take 4, 2 and 34/32 bytes per value.
+    let (f32_ratio, q8_ratio) = (sizes[1] / sizes[0], sizes[2] / sizes[0]);
+    assert!((1.8..2.1).contains(&f32_ratio) && (0.45..0.6).contains(&q8_ratio), "state sizes {sizes:?}");
+
+    // A state saved with F16 is refused by an F32 model, with the reason, and generation goes on.
+    let f32_model = backend(KvCacheType::F32)
+        .load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default())
+        .unwrap();
+    let err = f32_model.load_state(&state).unwrap_err();
+    assert!(err.to_string().contains("F16 KV cache"), "{err}");
+    assert!(!run(&f32_model, prompt, 4).text.is_empty());
+    let f16_model = load(LoadOptions::default());
+    assert!(f16_model.load_state(&state).unwrap() > 10, "the F16 model takes it");
 }
 
 #[test]

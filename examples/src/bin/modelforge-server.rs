@@ -33,6 +33,9 @@ struct Args {
     /// Context window in tokens.
     #[arg(long)]
     ctx_size: Option<u32>,
+    /// How llama.cpp stores the KV cache.
+    #[arg(long, value_enum, default_value = "f16")]
+    kv_cache: setup::KvCacheArg,
     /// The sentence embedder for memory search (a directory, or `none`); see `modelforge chat
     /// --embedder`.
     #[arg(long)]
@@ -51,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = setup::data_dir(args.data_dir)?;
     let store = setup::open_store(&data_dir)?;
     let options = LoadOptions { context_length: args.ctx_size, ..LoadOptions::default() };
-    let model = setup::load_model(&data_dir, &args.model, &options)?;
+    let model = setup::load_model(&data_dir, &args.model, &options, args.kv_cache)?;
     let model_id = model.info().name.clone();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, model = %model_id, "listening");

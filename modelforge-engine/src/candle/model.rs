@@ -32,10 +32,14 @@ const DEFAULT_CHUNK: u32 = 512;
 /// Loads llama-family models through candle: quantized GGUF files and safetensors directories.
 ///
 /// candle runs on the CPU with its SIMD kernels (build with `-C target-cpu=native`). Its thread
-/// count is process-wide, read once from `RAYON_NUM_THREADS`, so `LoadOptions::threads` is not
-/// applied per model. Its quantized kernels run on a spinning pool that collapses when it has
-/// more threads than free cores: measured on 2 cores with SmolLM2 Q4_1, generation ran at about
-/// 55 tokens/s with `RAYON_NUM_THREADS=2`, 36 with 1, and 3 with 3.
+/// count is process-wide: candle sizes its pool once, from `CANDLE_NUM_THREADS`, else
+/// `RAYON_NUM_THREADS`, else the physical core count (which a virtual machine may report as
+/// half its CPUs). `LoadOptions::threads` cannot change it; a load that asks for another count
+/// logs a warning naming the variable. Set `RAYON_NUM_THREADS` in any case: without it candle
+/// re-reads `/proc/cpuinfo` on every float matrix product, which cost about 15% of the
+/// generation speed of SmolLM2 on 2 cores. Its quantized kernels run on a spinning pool that
+/// collapses when it has more threads than free cores: measured on 2 cores with SmolLM2 Q4_1,
+/// generation ran at about 55 tokens/s with 2 threads, 36 with 1, and 3 with 3.
 #[derive(Clone, Debug, Default)]
 pub struct CandleBackend;
 
@@ -65,7 +69,15 @@ impl CandleBackend {
             tracing::warn!(wanted, context_length, "candle's llama supports a shorter context; capped");
         }
         let chunk = options.batch_size.unwrap_or(DEFAULT_CHUNK).clamp(1, context_length) as usize;
-        tracing::info!(context_length, vocab = tokenizer.vocab_size(), "model loaded");
+        let threads = candle_threads();
+        if let Some(wanted) = options.threads.filter(|&t| t as usize != threads) {
+            tracing::warn!(
+                wanted,
+                threads,
+                "candle's thread count is set per process: set CANDLE_NUM_THREADS before the first load"
+            );
+        }
+        tracing::info!(context_length, threads, vocab = tokenizer.vocab_size(), "model loaded");
         Ok(CandleModel { info, tokenizer, template, weights, context_length, chunk })
     }
 }
@@ -78,6 +90,12 @@ impl Backend for CandleBackend {
     fn load(&self, path: &Path, options: &LoadOptions) -> Result<Arc<dyn LoadedModel>, BackendError> {
         Ok(Arc::new(self.load_model(path, options)?))
     }
+}
+
+/// The threads candle's quantized kernels run on in this process: its pool's workers and the
+/// calling thread.
+pub fn candle_threads() -> usize {
+    candle_core::utils::barrier_pool().n_workers() + 1
 }
 
 fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(Weights, ModelTokenizer), BackendError> {

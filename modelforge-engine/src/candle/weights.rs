@@ -2,27 +2,31 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, LlamaEosToks};
-use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+
+use super::quantized::{QuantizedLlama, Sequence};
 use modelforge_core::{BackendError, BoxError};
 
 /// Loaded weights, shared by every generation (tensors are reference-counted, so a
 /// generation's [`Decoder`] is a cheap copy with a KV cache of its own).
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one per model: its size does not matter
 pub(crate) enum Weights {
-    /// A quantized GGUF through `quantized_llama`.
-    Quantized(ModelWeights),
+    /// A quantized GGUF through this crate's [`QuantizedLlama`].
+    Quantized(Arc<QuantizedLlama>),
     /// Full-precision safetensors through `llama`.
     Full { model: Llama, config: Config },
 }
 
 /// One sequence's model state: the weights plus its KV cache.
+#[allow(clippy::large_enum_variant)] // one per sequence, beside a KV cache of megabytes
 pub(crate) enum Decoder {
-    Quantized(ModelWeights),
+    Quantized { model: Arc<QuantizedLlama>, sequence: Sequence },
     Full { model: Llama, cache: Cache },
 }
 
@@ -30,7 +34,7 @@ impl Weights {
     /// The longest context these weights can attend over (rope tables are precomputed).
     pub(crate) fn max_context(&self) -> u32 {
         match self {
-            Weights::Quantized(_) => MAX_SEQ_LEN as u32,
+            Weights::Quantized(model) => model.max_positions() as u32,
             Weights::Full { config, .. } => config.max_position_embeddings as u32,
         }
     }
@@ -39,9 +43,7 @@ impl Weights {
     pub(crate) fn decoder(&self) -> Result<Decoder, BackendError> {
         Ok(match self {
             Weights::Quantized(model) => {
-                let mut model = model.clone();
-                model.clear_kv_cache();
-                Decoder::Quantized(model)
+                Decoder::Quantized { model: model.clone(), sequence: model.sequence() }
             }
             Weights::Full { model, config } => Decoder::Full {
                 model: model.clone(),
@@ -57,7 +59,7 @@ impl Decoder {
     /// logits, shape `(batch, vocab)`.
     pub(crate) fn forward(&mut self, tokens: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
-            Decoder::Quantized(model) => model.forward(tokens, pos),
+            Decoder::Quantized { model, sequence } => model.forward(tokens, pos, sequence),
             Decoder::Full { model, cache } => model.forward(tokens, pos, cache),
         }
     }
@@ -97,23 +99,21 @@ fn load_error(path: &Path, reason: impl Into<String>) -> BackendError {
     BackendError::Load { path: path.to_owned(), reason: reason.into() }
 }
 
-/// Loads a llama-architecture GGUF through candle's quantized llama, with its tensors as they
-/// are in the file.
+/// Loads a llama-architecture GGUF, with its tensors as they are in the file.
 ///
-/// Every tensor keeps its own quantization and candle's dot product for it, the same pairing
-/// as ggml (Q4_1 weights with Q8_1 activations, ...). Repacking the types candle has no SIMD
-/// kernel for (Q4_1, Q5_0, Q5_1) to Q8_0 was measured and dropped: generation speed was the
-/// same (41.4 against 40.6 tokens/s on SmolLM2 Q4_1, 2 threads) and prompts ran 1.5x faster,
-/// but the second rounding of the weights let candle's logits part from the full-precision
-/// weights' by up to 1.1 where the choice was not close (0.3 at most without it).
+/// Every tensor keeps its own quantization, with ggml's pairing (Q4_1 weights with Q8_1
+/// activations, ...). Repacking Q4_1 to Q8_0, for which candle has a SIMD kernel, was
+/// measured and dropped: the second rounding of the weights let candle's logits part from the
+/// full-precision weights' by up to 1.1 where the choice was not close (0.3 at most without
+/// it). Q4_1 runs on this crate's own kernel instead ([`super::q4_1`]).
 pub(crate) fn load_gguf(path: &Path) -> Result<Weights, BackendError> {
     let open_error = |e: std::io::Error| load_error(path, format!("cannot open the file: {e}"));
     let mut file = std::fs::File::open(path).map_err(open_error)?;
     let content = gguf_file::Content::read(&mut file)
         .map_err(|e| load_error(path, format!("candle cannot read its GGUF header: {e}")))?;
-    let model = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
+    let model = QuantizedLlama::from_gguf(&content, &mut file)
         .map_err(|e| load_error(path, format!("candle cannot build a llama model from it: {e}")))?;
-    Ok(Weights::Quantized(model))
+    Ok(Weights::Quantized(Arc::new(model)))
 }
 
 /// The parts of a Hugging Face llama `config.json` that loading needs beside candle's own.

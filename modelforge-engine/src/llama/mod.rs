@@ -13,6 +13,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use llama_cpp_2::context::params::KvCacheType as LlamaKvType;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -55,14 +56,48 @@ fn inference_error(context: &str, err: impl std::error::Error + Send + Sync + 's
     BackendError::Inference { context: context.to_owned(), source: Some(Box::new(err) as BoxError) }
 }
 
+/// How llama.cpp keeps the keys and values of the KV cache (llama.cpp's `-ctk`/`-ctv` and
+/// `-fa`, Ollama's `OLLAMA_KV_CACHE_TYPE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvCacheType {
+    /// 16-bit floats, with flash attention where llama.cpp chooses it: llama.cpp's default.
+    #[default]
+    F16,
+    /// 32-bit floats and attention without flash attention: twice the memory of `F16`, and the
+    /// arithmetic of the candle backend, which the parity tests compare against.
+    F32,
+    /// 8-bit blocks with flash attention: about half the memory of `F16` for long contexts,
+    /// at a small loss of precision.
+    Q8_0,
+}
+
+impl KvCacheType {
+    /// The llama.cpp storage type and flash-attention policy.
+    fn llama_params(self) -> (LlamaKvType, llama_cpp_sys_2::llama_flash_attn_type) {
+        match self {
+            KvCacheType::F16 => (LlamaKvType::F16, llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO),
+            KvCacheType::F32 => (LlamaKvType::F32, llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED),
+            // llama.cpp only reads a quantized V cache with flash attention.
+            KvCacheType::Q8_0 => (LlamaKvType::Q8_0, llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED),
+        }
+    }
+}
+
 /// Loads GGUF models through llama.cpp.
 #[derive(Clone, Debug, Default)]
-pub struct LlamaCppBackend;
+pub struct LlamaCppBackend {
+    kv_cache: KvCacheType,
+}
 
 impl LlamaCppBackend {
-    /// The backend. llama.cpp itself is initialised on first load.
+    /// The backend, with an F16 KV cache. llama.cpp itself is initialised on first load.
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+
+    /// The same backend with another KV cache type for the models it loads.
+    pub fn with_kv_cache_type(self, kv_cache: KvCacheType) -> Self {
+        Self { kv_cache }
     }
 
     /// Loads a GGUF file, returning the concrete model type.
@@ -96,7 +131,7 @@ impl LlamaCppBackend {
         let bos_text = special_text(vocab.bos());
         let template =
             ChatTemplate::new(info.chat_template.as_deref(), &bos_text, &special_text(vocab.eos()))?;
-        let settings = settings(&model, options);
+        let settings = settings(&model, options, self.kv_cache);
         tracing::info!(?settings, "model loaded");
         let scheduler = SchedulerHandle::spawn(model.clone(), settings)?;
         let fingerprint = state::model_fingerprint(path)?;
@@ -104,7 +139,7 @@ impl LlamaCppBackend {
     }
 }
 
-fn settings(model: &LlamaModel, options: &LoadOptions) -> Settings {
+fn settings(model: &LlamaModel, options: &LoadOptions, kv_cache: KvCacheType) -> Settings {
     let train_ctx = model.n_ctx_train().max(1);
     let context_length = options.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH.min(train_ctx)).max(16);
     let max_sequences = options.max_sequences.unwrap_or(DEFAULT_MAX_SEQUENCES).clamp(1, 256);
@@ -112,7 +147,7 @@ fn settings(model: &LlamaModel, options: &LoadOptions) -> Settings {
     let cache_tokens = options.cache_tokens.unwrap_or(2 * context_length).max(context_length);
     let batch_size = options.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).clamp(max_sequences, cache_tokens);
     let threads = options.threads.map_or_else(default_threads, |t| t.max(1) as i32);
-    Settings { context_length, cache_tokens, max_sequences, batch_size, threads }
+    Settings { context_length, cache_tokens, max_sequences, batch_size, threads, kv_cache }
 }
 
 fn default_threads() -> i32 {
@@ -275,12 +310,12 @@ impl LoadedModel for LlamaCppModel {
     fn save_state(&self, prompt: &str, path: &Path) -> Result<usize, BackendError> {
         let tokens = self.prompt_tokens(prompt);
         let saved = self.ask(|reply| Command::SaveState { tokens, path: path.to_owned(), reply })?;
-        state::write_meta(path, &self.fingerprint, saved)?;
+        state::write_meta(path, &self.fingerprint, self.settings.kv_cache, saved)?;
         Ok(saved)
     }
 
     fn load_state(&self, path: &Path) -> Result<usize, BackendError> {
-        let meta = state::verify(path, &self.fingerprint)?;
+        let meta = state::verify(path, &self.fingerprint, self.settings.kv_cache)?;
         let loaded = self.ask(|reply| Command::LoadState { path: path.to_owned(), reply })?;
         if loaded != meta.tokens {
             tracing::warn!(expected = meta.tokens, loaded, "state file token count differs from its .meta");

@@ -26,7 +26,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use modelforge_core::{BackendError, CancelToken, FinishReason, Generation, GenerationParams, Usage};
 
-use super::{inference_error, llama_backend};
+use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
 use crate::sampling::sampler_chain;
 use crate::stop::{StopCheck, StopMatcher};
@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub batch_size: u32,
     /// Inference threads.
     pub threads: i32,
+    /// How keys and values are stored.
+    pub kv_cache: KvCacheType,
 }
 
 /// Sent by the worker to the caller of a generation.
@@ -194,7 +196,11 @@ impl<'m> Worker<'m> {
     fn ctx(&mut self) -> Result<&mut LlamaContext<'m>, BackendError> {
         if self.ctx.is_none() {
             let s = self.settings;
+            let (kv_type, flash_attention) = s.kv_cache.llama_params();
             let params = LlamaContextParams::default()
+                .with_type_k(kv_type)
+                .with_type_v(kv_type)
+                .with_flash_attention_policy(flash_attention)
                 .with_n_ctx(std::num::NonZeroU32::new(s.cache_tokens))
                 .with_n_batch(s.batch_size)
                 .with_n_ubatch(s.batch_size)

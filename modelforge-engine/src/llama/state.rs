@@ -2,14 +2,17 @@
 //! for this very model.
 //!
 //! llama.cpp's own state file is written as is; beside it, `<file>.meta` records the model's
-//! fingerprint, the token count and the file's sha256. Loading checks all three before the file
-//! reaches llama.cpp, so a state from another model or a damaged file is refused with a clear
-//! error and the caller simply processes the prompt again.
+//! fingerprint, the KV cache type, the token count and the file's sha256. Loading checks them
+//! before the file reaches llama.cpp, so a state from another model, another cache type or a
+//! damaged file is refused with a clear error and the caller simply processes the prompt
+//! again.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use modelforge_core::BackendError;
+
+use super::KvCacheType;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -20,8 +23,15 @@ const FORMAT: u32 = 1;
 pub(crate) struct StateMeta {
     pub format: u32,
     pub model: String,
+    /// The KV cache type the state was saved with; files from before this field are F16.
+    #[serde(default = "f16_name")]
+    pub kv_cache: String,
     pub tokens: usize,
     pub sha256: String,
+}
+
+fn f16_name() -> String {
+    format!("{:?}", KvCacheType::F16)
 }
 
 pub(crate) fn meta_path(path: &Path) -> PathBuf {
@@ -60,15 +70,26 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Writes the sidecar after llama.cpp wrote `path`.
-pub(crate) fn write_meta(path: &Path, model: &str, tokens: usize) -> Result<(), BackendError> {
-    let meta = StateMeta { format: FORMAT, model: model.to_owned(), tokens, sha256: file_sha256(path)? };
+pub(crate) fn write_meta(
+    path: &Path,
+    model: &str,
+    kv_cache: KvCacheType,
+    tokens: usize,
+) -> Result<(), BackendError> {
+    let meta = StateMeta {
+        format: FORMAT,
+        model: model.to_owned(),
+        kv_cache: format!("{kv_cache:?}"),
+        tokens,
+        sha256: file_sha256(path)?,
+    };
     let json = serde_json::to_vec_pretty(&meta).expect("plain struct serializes");
     std::fs::write(meta_path(path), json)
         .map_err(|e| state_error(path, format!("cannot write the .meta file: {e}")))
 }
 
-/// Checks that `path` was saved for `model` and is intact.
-pub(crate) fn verify(path: &Path, model: &str) -> Result<StateMeta, BackendError> {
+/// Checks that `path` was saved for `model` with `kv_cache` and is intact.
+pub(crate) fn verify(path: &Path, model: &str, kv_cache: KvCacheType) -> Result<StateMeta, BackendError> {
     let meta_file = meta_path(path);
     let bytes = std::fs::read(&meta_file)
         .map_err(|e| state_error(path, format!("cannot read {}: {e}", meta_file.display())))?;
@@ -79,6 +100,12 @@ pub(crate) fn verify(path: &Path, model: &str) -> Result<StateMeta, BackendError
     }
     if meta.model != model {
         return Err(state_error(path, "saved for another model"));
+    }
+    if meta.kv_cache != format!("{kv_cache:?}") {
+        return Err(state_error(
+            path,
+            format!("saved with a {} KV cache; this model runs a {kv_cache:?} one", meta.kv_cache),
+        ));
     }
     if file_sha256(path)? != meta.sha256 {
         return Err(state_error(path, "damaged (checksum mismatch)"));

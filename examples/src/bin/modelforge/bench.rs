@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use modelforge_core::LoadOptions;
 use modelforge_engine::{Bench, BenchConfig, BenchReport, CandleBackend, LlamaCppBackend};
+use modelforge_examples::setup::KvCacheArg;
 
 /// Which backend to measure.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -39,9 +40,33 @@ pub struct BenchArgs {
     /// KV cache size in tokens (llama.cpp).
     #[arg(long)]
     cache_tokens: Option<u32>,
+    /// How llama.cpp stores the KV cache.
+    #[arg(long, value_enum, default_value = "f16")]
+    kv_cache: KvCacheArg,
     /// Print `{"backend", "pp_tps", "tg_tps"}`.
     #[arg(long)]
     json: bool,
+}
+
+/// Gives candle its thread count through the environment, the only way it takes one: candle
+/// sizes its pools once per process from `CANDLE_NUM_THREADS` or `RAYON_NUM_THREADS`, and
+/// without either it counts physical cores (a virtual machine may report half its CPUs) and
+/// re-reads `/proc/cpuinfo` on every matrix product. Sets `RAYON_NUM_THREADS` to `--threads`
+/// (default: all CPUs) unless either variable is set already.
+///
+/// Call it before the process starts a second thread.
+#[allow(unsafe_code)]
+pub fn set_candle_threads(args: &BenchArgs) {
+    let from_env = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"].iter().any(|v| std::env::var_os(v).is_some());
+    if matches!(args.backend, BackendName::Candle) && !from_env {
+        let threads = args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |t| t.max(1) as usize,
+        );
+        // SAFETY: called at the start of `main`, while this is the only thread, so nothing
+        // reads the environment at the same time.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
 }
 
 /// Runs `modelforge bench`.
@@ -56,7 +81,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ..LoadOptions::default()
     };
     let report: BenchReport = match args.backend {
-        BackendName::LlamaCpp => LlamaCppBackend::new().load_model(&args.model, &options)?.bench(&config)?,
+        BackendName::LlamaCpp => LlamaCppBackend::new()
+            .with_kv_cache_type(args.kv_cache.into())
+            .load_model(&args.model, &options)?
+            .bench(&config)?,
         BackendName::Candle => CandleBackend::new().load_model(&args.model, &options)?.bench(&config)?,
     };
     if args.json {

@@ -54,6 +54,9 @@ pub struct ChatArgs {
     /// Inference threads [default: all cores].
     #[arg(long)]
     threads: Option<u32>,
+    /// How llama.cpp stores the KV cache.
+    #[arg(long, value_enum, default_value = "f16")]
+    kv_cache: setup::KvCacheArg,
     /// Start a temporary session: memories are neither used nor learned in it.
     #[arg(long, conflicts_with = "session")]
     temporary: bool,
@@ -86,7 +89,7 @@ pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
     }
     let options =
         LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
-    let model = setup::load_model(data_dir, &args.model, &options)?;
+    let model = setup::load_model(data_dir, &args.model, &options, args.kv_cache)?;
     let params = GenerationParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,

@@ -84,6 +84,12 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Bench(args) = &cli.command {
+        // candle reads its thread count from the environment once, before this process has
+        // a second thread.
+        bench::set_candle_threads(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MODELFORGE_LOG")
@@ -94,7 +100,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One clear line: the error and its causes, no backtrace.

@@ -1,22 +1,25 @@
-//! The candle backend with the real SmolLM2-135M-Instruct GGUF: the same contract as the
-//! llama.cpp backend (tests/llama_smollm2.rs), plus the bench.
+//! The candle backend with the real SmolLM2-135M-Instruct GGUF: the contract every backend
+//! keeps (tests/common/contract.rs), plus what is candle's own.
 #![cfg(feature = "candle")]
+
+mod common;
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 
 use modelforge_core::{
-    Backend, BackendError, ChatMessage, FinishReason, Generation, GenerationParams, LoadOptions, LoadedModel,
-    ModelFileError,
+    Backend, BackendError, ChatMessage, Generation, GenerationParams, LoadOptions, LoadedModel,
 };
 use modelforge_engine::{Bench, BenchConfig, CandleBackend, CandleModel};
+
+use common::contract::{self, greedy};
 
 /// One model for the whole test binary: loading is the slow part.
 fn model() -> Arc<CandleModel> {
     static MODEL: OnceLock<Arc<CandleModel>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
-            let options = LoadOptions { context_length: Some(1024), ..LoadOptions::default() };
+            let options = LoadOptions { context_length: Some(contract::CONTEXT), ..LoadOptions::default() };
             Arc::new(
                 CandleBackend::new()
                     .load_model(&modelforge_testkit::smollm2_gguf(), &options)
@@ -26,19 +29,10 @@ fn model() -> Arc<CandleModel> {
         .clone()
 }
 
-fn chat(question: &str, params: &GenerationParams) -> (Generation, Vec<String>) {
-    let mut pieces = Vec::new();
-    let reply = model()
-        .chat(&[ChatMessage::user(question)], params, &mut |piece| {
-            pieces.push(piece.to_owned());
-            ControlFlow::Continue(())
-        })
-        .expect("generation succeeds");
-    (reply, pieces)
-}
+contract::contract_tests!(model(), CandleBackend::new());
 
-fn greedy(max_tokens: u32) -> GenerationParams {
-    GenerationParams { max_tokens, ..GenerationParams::greedy() }
+fn chat(question: &str, params: &GenerationParams) -> (Generation, Vec<String>) {
+    contract::chat(&*model(), question, params)
 }
 
 #[test]
@@ -50,54 +44,6 @@ fn the_backend_is_called_candle_and_loads_through_the_trait() {
     assert_eq!(model.context_length(), 256);
     assert_eq!(model.info().architecture.as_deref(), Some("llama"));
     assert_eq!(model.info().quantization.as_deref(), Some("Q4_1"));
-}
-
-#[test]
-fn greedy_reply_is_deterministic_and_ends_at_end_of_turn() {
-    let (first, pieces) = chat("What is the capital of France? Answer in one word.", &greedy(200));
-    let (second, _) = chat("What is the capital of France? Answer in one word.", &greedy(200));
-    assert!(first.text.contains("Paris"), "{:?}", first.text);
-    assert_eq!(first.text, second.text, "greedy decoding is deterministic");
-    assert_eq!(first.finish_reason, FinishReason::Stop, "ends at <|im_end|>: {:?}", first.text);
-    assert!(first.usage.completion_tokens < 200);
-    assert!(first.usage.prompt_tokens > 10, "the prompt includes the template's system turn");
-    assert_eq!(pieces.concat(), first.text, "the streamed pieces are the reply");
-    assert!(!first.text.contains("<|im_end|>"), "control tokens are not printed");
-}
-
-#[test]
-fn max_tokens_ends_with_length() {
-    let (reply, _) = chat("Write a long story about a dragon.", &greedy(5));
-    assert_eq!(reply.finish_reason, FinishReason::Length);
-    assert_eq!(reply.usage.completion_tokens, 5);
-}
-
-#[test]
-fn a_stop_string_ends_the_reply_early_and_is_not_shown() {
-    let (full, _) = chat("Write a long story about a dragon.", &greedy(60));
-    let words: Vec<&str> = full.text.split_whitespace().collect();
-    assert!(words.len() > 6, "the story has some words: {:?}", full.text);
-    let stop = words[5].to_owned();
-    let cut = full.text.find(&stop).unwrap();
-    let params = GenerationParams { stop: vec![stop.clone()], ..greedy(60) };
-    let (stopped, pieces) = chat("Write a long story about a dragon.", &params);
-    assert_eq!(stopped.finish_reason, FinishReason::Stop);
-    assert_eq!(stopped.text, full.text[..cut], "stopped right before {stop:?}");
-    assert!(!pieces.concat().contains(&stop));
-    assert!(stopped.usage.completion_tokens < full.usage.completion_tokens);
-}
-
-#[test]
-fn the_callback_can_cancel() {
-    let mut seen = 0;
-    let reply = model()
-        .chat(&[ChatMessage::user("Count from one to twenty.")], &greedy(100), &mut |_| {
-            seen += 1;
-            if seen == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        })
-        .unwrap();
-    assert_eq!(reply.finish_reason, FinishReason::Cancelled);
-    assert_eq!(seen, 3);
 }
 
 #[test]
@@ -113,45 +59,6 @@ fn sampling_with_a_seed_is_reproducible_and_the_seed_matters() {
 }
 
 #[test]
-fn multibyte_output_is_never_broken() {
-    let (reply, pieces) = chat("请用中文介绍一下你自己。😀", &greedy(41));
-    assert!(!reply.text.is_empty());
-    for piece in &pieces {
-        assert!(!piece.contains('\u{fffd}'), "a piece with a broken character: {piece:?}");
-    }
-}
-
-#[test]
-fn a_prompt_longer_than_the_context_is_an_error_with_numbers() {
-    let long = "word ".repeat(3000);
-    let err = model().generate(&long, &greedy(16), &mut |_| ControlFlow::Continue(())).unwrap_err();
-    match err {
-        BackendError::ContextOverflow { prompt_tokens, context_length, reserved } => {
-            assert!(prompt_tokens > 1024);
-            assert_eq!(context_length, 1024);
-            assert_eq!(reserved, 16);
-        }
-        other => panic!("expected ContextOverflow, got {other:?}"),
-    }
-    let fits_alone = "word ".repeat(1000);
-    let err = model().generate(&fits_alone, &greedy(100), &mut |_| ControlFlow::Continue(())).unwrap_err();
-    assert!(
-        matches!(err, BackendError::ContextOverflow { reserved: 100, .. }),
-        "the reply's room counts: {err}"
-    );
-}
-
-#[test]
-fn the_rendered_prompt_uses_the_models_own_template() {
-    let prompt = model().render_chat(&[ChatMessage::user("Hi")], true).unwrap();
-    assert!(prompt.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"));
-    assert!(prompt.ends_with("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
-    let ids = model().tokenize("<|im_start|>user\nHi<|im_end|>", false).unwrap();
-    assert_eq!(ids.first(), Some(&1), "special-token text is parsed as the special token");
-    assert_eq!(ids.last(), Some(&2));
-}
-
-#[test]
 fn bench_reports_positive_speeds() {
     let config = BenchConfig { prompt_tokens: 32, generated_tokens: 4, parallel: 2 };
     let report = model().bench(&config).unwrap();
@@ -161,19 +68,10 @@ fn bench_reports_positive_speeds() {
 }
 
 #[test]
-fn broken_model_files_are_clear_errors_not_crashes() {
+fn a_safetensors_directory_missing_a_tensor_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let real = std::fs::read(modelforge_testkit::smollm2_gguf()).unwrap();
-    let half = dir.path().join("half.gguf");
-    std::fs::write(&half, &real[..real.len() / 2]).unwrap();
-    let text = dir.path().join("readme.gguf");
-    std::fs::write(&text, b"This is not a model, just text.\n").unwrap();
-    let backend = CandleBackend::new();
-    let load = |p: &std::path::Path| backend.load(p, &LoadOptions::default()).err().expect("must fail");
-    assert!(matches!(load(&half), BackendError::ModelFile(ModelFileError::Truncated { .. })));
-    let err = load(&text);
-    assert!(matches!(err, BackendError::ModelFile(ModelFileError::UnknownFormat { .. })));
-    assert!(err.to_string().contains("readme.gguf"), "the error names the file: {err}");
+    let load =
+        |p: &std::path::Path| CandleBackend::new().load(p, &LoadOptions::default()).err().expect("must fail");
 
     // A safetensors directory whose weights lack a tensor: the error names it.
     let st = dir.path().join("st");

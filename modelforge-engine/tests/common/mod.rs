@@ -1,4 +1,5 @@
 //! Helpers shared by this crate's integration tests.
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod export;

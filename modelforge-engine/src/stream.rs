@@ -43,12 +43,12 @@ use crate::stop::{StopCheck, StopMatcher};
 use crate::utf8::Utf8Decoder;
 
 /// The text state of one generating sequence: UTF-8 decoding, stop strings, the token budget
-/// and the caller's callback.
-pub struct TextStream<'a, 'cb> {
+/// and the callback `F` that is shown each piece and may cancel.
+pub struct TextStream<F> {
     decoder: Utf8Decoder,
     stops: StopMatcher,
     text: String,
-    on_piece: &'a mut PieceCallback<'cb>,
+    on_piece: F,
     completion_tokens: u32,
     max_tokens: u32,
 }
@@ -75,7 +75,7 @@ impl Completion {
     }
 }
 
-impl std::fmt::Debug for TextStream<'_, '_> {
+impl<F> std::fmt::Debug for TextStream<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextStream")
             .field("completion_tokens", &self.completion_tokens)
@@ -84,9 +84,9 @@ impl std::fmt::Debug for TextStream<'_, '_> {
     }
 }
 
-impl<'a, 'cb> TextStream<'a, 'cb> {
+impl<F: FnMut(&str) -> ControlFlow<()>> TextStream<F> {
     /// A stream with the budget and stop strings of `params`, showing pieces to `on_piece`.
-    pub fn new(params: &GenerationParams, on_piece: &'a mut PieceCallback<'cb>) -> Self {
+    pub fn new(params: &GenerationParams, on_piece: F) -> Self {
         Self {
             decoder: Utf8Decoder::new(),
             stops: StopMatcher::new(&params.stop),

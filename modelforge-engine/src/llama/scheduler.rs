@@ -13,6 +13,7 @@
 //! needs room, idle slots are evicted least recently used first.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
@@ -24,13 +25,12 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use modelforge_core::{BackendError, CancelToken, FinishReason, Generation, GenerationParams, Usage};
+use modelforge_core::{BackendError, CancelToken, FinishReason, Generation, GenerationParams};
 
 use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
 use crate::sampling::sampler_chain;
-use crate::stop::{StopCheck, StopMatcher};
-use crate::utf8::Utf8Decoder;
+use crate::stream::TextStream;
 
 /// Sizes of the context the worker creates.
 #[derive(Clone, Copy, Debug)]
@@ -133,19 +133,21 @@ struct Job {
     next: Option<LlamaToken>,
     /// Batch index whose logits belong to this job after the current decode.
     logits_at: Option<i32>,
-    decoder: Utf8Decoder,
-    stops: StopMatcher,
-    text: String,
+    /// The reply's text, sent to the caller piece by piece.
+    stream: TextStream<PieceSender>,
     prompt_tokens: u32,
-    completion_tokens: u32,
     /// Prompt tokens served from the cache.
     reused: usize,
 }
 
+/// Sends each piece to the caller; a caller that has gone away cancels.
+type PieceSender = Box<dyn FnMut(&str) -> ControlFlow<()>>;
+
 impl Job {
     /// Cache cells this job may need in the worst case, beyond what is already cached.
     fn reserve(&self) -> usize {
-        self.pending.len() + (self.request.params.max_tokens - self.completion_tokens) as usize
+        self.pending.len()
+            + self.request.params.max_tokens.saturating_sub(self.stream.completion_tokens()) as usize
     }
 }
 
@@ -395,16 +397,19 @@ impl<'m> Worker<'m> {
             copied = place.source.is_some(),
             "generation admitted"
         );
+        let events = request.events.clone();
+        let send: PieceSender =
+            Box::new(move |piece: &str| match events.send(Event::Piece(piece.to_owned())) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            });
         slot.job = Some(Job {
             sampler,
             pending: request.tokens[reuse..].iter().copied().collect(),
             next: None,
             logits_at: None,
-            decoder: Utf8Decoder::new(),
-            stops: StopMatcher::new(&request.params.stop),
-            text: String::new(),
+            stream: TextStream::new(&request.params, send),
             prompt_tokens: request.tokens.len() as u32,
-            completion_tokens: 0,
             reused: reuse,
             request,
         });
@@ -498,24 +503,9 @@ impl<'m> Worker<'m> {
         if vocab.is_eog(token) {
             return self.finish(i, FinishReason::Stop);
         }
-        job.completion_tokens += 1;
-        let piece = job.decoder.push(&vocab.token_to_piece(token, false, None));
-        let (piece, stopped) = match job.stops.push(&piece) {
-            StopCheck::Continue(piece) => (piece, false),
-            StopCheck::Stop(piece) => (piece, true),
-        };
-        if !piece.is_empty() {
-            job.text.push_str(&piece);
-            if job.request.events.send(Event::Piece(piece)).is_err() {
-                job.request.cancel.cancel();
-            }
-        }
-        if stopped {
-            self.finish(i, FinishReason::Stop);
-        } else if job.completion_tokens >= job.request.params.max_tokens {
-            self.finish(i, FinishReason::Length);
-        } else {
-            job.next = Some(token);
+        match job.stream.push_token(&vocab.token_to_piece(token, false, None)) {
+            ControlFlow::Break(reason) => self.finish(i, reason),
+            ControlFlow::Continue(()) => job.next = Some(token),
         }
     }
 
@@ -523,34 +513,20 @@ impl<'m> Worker<'m> {
     fn finish(&mut self, i: usize, reason: FinishReason) {
         let now = self.tick();
         let slot = &mut self.slots[i];
-        let Some(mut job) = slot.job.take() else { return };
+        let Some(job) = slot.job.take() else { return };
         slot.last_used = now;
-        // Prompt tokens never decoded (cancelled during prefill) are not in the cache.
-        let dropped = job.decoder.finish();
-        if dropped > 0 {
-            tracing::debug!(dropped, "generation ended inside a multi-byte character");
-        }
-        if reason != FinishReason::Cancelled {
-            let rest = job.stops.finish();
-            if !rest.is_empty() {
-                job.text.push_str(&rest);
-                let _ = job.request.events.send(Event::Piece(rest));
-            }
-        }
+        let done = job.stream.finish(reason);
         tracing::debug!(
             seq = slot.seq,
             prompt = job.prompt_tokens,
             reused = job.reused,
-            completion = job.completion_tokens,
+            completion = done.completion_tokens,
             ?reason,
             "generation done"
         );
-        let usage = Usage {
-            prompt_tokens: job.prompt_tokens,
-            completion_tokens: job.completion_tokens,
-            cached_tokens: job.reused as u32,
-        };
-        let generation = Generation { text: job.text, finish_reason: reason, usage };
+        let cached_tokens = job.reused as u32;
+        let mut generation = done.into_generation(job.prompt_tokens);
+        generation.usage.cached_tokens = cached_tokens;
         let _ = job.request.events.send(Event::Done(Ok(generation)));
     }
 

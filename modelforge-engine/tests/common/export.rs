@@ -111,3 +111,38 @@ fn unpermute(weight: &Tensor, heads: usize) -> Tensor {
         .and_then(|w| w.reshape((rows, cols)))
         .unwrap()
 }
+
+/// Writes the GGUF at `gguf` to `out` with every Q4_1 tensor requantized to `dtype` (metadata
+/// and other tensors as they are), so a backend can be run on another quantization of the
+/// same model.
+pub fn requantize_gguf(gguf: &Path, out: &Path, dtype: candle_core::quantized::GgmlDType) {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let mut file = std::fs::File::open(gguf).unwrap();
+    let content = Content::read(&mut file).unwrap();
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    for name in content.tensor_infos.keys() {
+        let tensor = content.tensor(&mut file, name, &Device::Cpu).unwrap();
+        let tensor = if tensor.dtype() == GgmlDType::Q4_1 {
+            QTensor::quantize(&tensor.dequantize(&Device::Cpu).unwrap(), dtype).unwrap()
+        } else {
+            tensor
+        };
+        tensors.push((name.clone(), tensor));
+    }
+    // The file type in the metadata names the new quantization.
+    let file_type = Value::U32(match dtype {
+        GgmlDType::Q8_0 => 7,
+        GgmlDType::Q4_0 => 2,
+        other => panic!("no file type for {other:?}"),
+    });
+    let mut metadata: Vec<(&str, &Value)> = content
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != "general.file_type")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    metadata.push(("general.file_type", &file_type));
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(out).unwrap());
+    candle_core::quantized::gguf_file::write(&mut writer, &metadata, &tensors).unwrap();
+}

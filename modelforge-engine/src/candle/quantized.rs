@@ -17,6 +17,10 @@ use candle_transformers::quantized_nn::RmsNorm;
 
 use super::q4_1::{Q4_1MatMul, Q4_1Matrix};
 
+/// The most positions the rotary tables are computed for (8 MiB of tables at a head size of
+/// 128), however long the model's training context.
+const MAX_POSITIONS: usize = 32_768;
+
 /// Tokens of KV cache added at a time: a cache reallocates once per this many tokens.
 const KV_CACHE_STEP: usize = 256;
 
@@ -131,7 +135,7 @@ impl QuantizedLlama {
         let n_kv_head = meta_u32(ct, "llama.attention.head_count_kv")? as usize;
         let n_layer = meta_u32(ct, "llama.block_count")? as usize;
         let hidden = meta_u32(ct, "llama.embedding_length")? as usize;
-        let context = meta_u32(ct, "llama.context_length")? as usize;
+        let context = (meta_u32(ct, "llama.context_length")? as usize).min(MAX_POSITIONS);
         let rope_dim = meta_u32(ct, "llama.rope.dimension_count").map_or(hidden / n_head, |d| d as usize);
         let eps = match ct.metadata.get("llama.attention.layer_norm_rms_epsilon") {
             Some(v) => f64::from(v.to_f32()?),
@@ -170,7 +174,8 @@ impl QuantizedLlama {
         Ok(Self { embeddings, layers, norm, output, n_head, n_kv_head, head_dim: hidden / n_head, cos, sin })
     }
 
-    /// The most positions the rotary tables cover: the model's training context.
+    /// The most positions the rotary tables cover: the model's training context, at most
+    /// `MAX_POSITIONS`.
     pub(crate) fn max_positions(&self) -> usize {
         self.cos.dim(0).unwrap_or(0)
     }

@@ -54,7 +54,8 @@ impl Stacked {
         let dims = parts.iter().map(|t| t.shape().dims2()).collect::<candle_core::Result<Vec<_>>>()?;
         let (dtype, cols) = (parts[0].dtype(), dims[0].1);
         if parts.iter().zip(&dims).any(|(t, d)| t.dtype() != dtype || d.1 != cols) {
-            return Ok(Stacked::Separate(parts.into_iter().map(linear).collect::<candle_core::Result<_>>()?));
+            let parts = parts.into_iter().map(|t| linear(Arc::new(t)));
+            return Ok(Stacked::Separate(parts.collect::<candle_core::Result<_>>()?));
         }
         let mut bytes = Vec::new();
         for part in &parts {
@@ -62,7 +63,7 @@ impl Stacked {
         }
         let rows: Vec<usize> = dims.iter().map(|d| d.0).collect();
         let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
-        let weight = linear(QTensor::new(storage, (rows.iter().sum::<usize>(), cols))?)?;
+        let weight = linear(Arc::new(QTensor::new(storage, (rows.iter().sum::<usize>(), cols))?))?;
         Ok(Stacked::One { weight, rows })
     }
 
@@ -96,10 +97,40 @@ struct Layer {
     down: Linear,
 }
 
+/// Token embeddings looked up in their quantized table: only the rows a batch needs are
+/// dequantized, instead of keeping the whole table in f32 (113 MB for SmolLM2, beside its
+/// 28 MB Q8_0 table, which tied models also use as their output matrix).
+#[derive(Debug)]
+struct Embeddings {
+    table: Arc<QTensor>,
+    vocab: usize,
+    hidden: usize,
+}
+
+impl Embeddings {
+    fn forward(&self, tokens: &Tensor) -> candle_core::Result<Tensor> {
+        let ids = tokens.flatten_all()?.to_vec1::<u32>()?;
+        let data = self.table.data()?;
+        let row = data.len() / self.vocab;
+        let mut rows = Vec::with_capacity(ids.len() * row);
+        for &id in &ids {
+            let id = id as usize;
+            if id >= self.vocab {
+                candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
+            }
+            rows.extend_from_slice(&data[id * row..(id + 1) * row]);
+        }
+        let storage = QStorage::from_data(Cow::Owned(rows), &Device::Cpu, self.table.dtype())?;
+        let mut dims = tokens.dims().to_vec();
+        dims.push(self.hidden);
+        QTensor::new(storage, (ids.len(), self.hidden))?.dequantize(&Device::Cpu)?.reshape(dims)
+    }
+}
+
 /// The weights of a llama-architecture GGUF, shared by every sequence.
 #[derive(Debug)]
 pub(crate) struct QuantizedLlama {
-    embeddings: candle_nn::Embedding,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -150,13 +181,17 @@ impl QuantizedLlama {
         }
 
         let mut tensor = |name: &str| ct.tensor(reader, name, device);
-        let embeddings_q = tensor("token_embd.weight")?;
-        let embeddings = candle_nn::Embedding::new(embeddings_q.dequantize(device)?, hidden);
+        let table = Arc::new(tensor("token_embd.weight")?);
+        let (vocab, width) = table.shape().dims2()?;
+        if width != hidden {
+            candle_core::bail!("token_embd.weight is {vocab}x{width}; the embedding length is {hidden}");
+        }
         let output = match tensor("output.weight") {
-            Ok(t) => linear(t)?,
-            // Tied embeddings.
-            Err(_) => linear(embeddings_q)?,
+            Ok(t) => linear(Arc::new(t))?,
+            // Tied embeddings: the same table (shared, unless it is Q4_1).
+            Err(_) => linear(table.clone())?,
         };
+        let embeddings = Embeddings { table, vocab, hidden };
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
@@ -164,10 +199,10 @@ impl QuantizedLlama {
             layers.push(Layer {
                 attn_norm: RmsNorm::from_qtensor(weight("attn_norm")?, eps)?,
                 qkv: Stacked::load(vec![weight("attn_q")?, weight("attn_k")?, weight("attn_v")?])?,
-                wo: linear(weight("attn_output")?)?,
+                wo: linear(Arc::new(weight("attn_output")?))?,
                 ffn_norm: RmsNorm::from_qtensor(weight("ffn_norm")?, eps)?,
                 gate_up: Stacked::load(vec![weight("ffn_gate")?, weight("ffn_up")?])?,
-                down: linear(weight("ffn_down")?)?,
+                down: linear(Arc::new(weight("ffn_down")?))?,
             });
         }
         let (cos, sin) = rotary_tables(context, rope_dim, freq_base)?;
@@ -253,14 +288,14 @@ impl QuantizedLlama {
     }
 }
 
-/// A Q4_1 tensor for this crate's kernel, any other through candle.
-fn linear(t: QTensor) -> candle_core::Result<Linear> {
+/// A Q4_1 tensor for this crate's kernel (a copy in its layout), any other through candle.
+fn linear(t: Arc<QTensor>) -> candle_core::Result<Linear> {
     if t.dtype() == GgmlDType::Q4_1 {
         let (rows, cols) = t.shape().dims2()?;
         let matrix = Q4_1Matrix::from_bytes(&t.data()?, rows, cols)?;
         Ok(Linear::Q4_1(Q4_1MatMul(Arc::new(matrix))))
     } else {
-        QMatMul::from_qtensor(t).map(Linear::Candle)
+        QMatMul::from_arc(t).map(Linear::Candle)
     }
 }
 

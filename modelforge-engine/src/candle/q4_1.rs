@@ -77,6 +77,9 @@ impl Q4_1Matrix {
 
     /// `x · selfᵀ` for `x` of `m × cols` (row-major), returning `m × rows`.
     fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        if m == 0 || self.rows == 0 {
+            return Vec::new();
+        }
         let per_row = self.cols / QK;
         let mut q8 = vec![BlockQ8_1::default(); m * per_row];
         for (xs, ys) in x.chunks_exact(self.cols).zip(q8.chunks_exact_mut(per_row)) {
@@ -295,6 +298,13 @@ mod tests {
         let mut zero = [BlockQ8_1::default()];
         quantize_q8_1(&[0.0; QK], &mut zero);
         assert_eq!((zero[0].d, zero[0].s, zero[0].qs), (0.0, 0.0, [0; QK]));
+    }
+
+    #[test]
+    fn empty_inputs_give_empty_outputs() {
+        let (bytes, _) = random_q4_1(4, 32, 1);
+        assert!(Q4_1Matrix::from_bytes(&bytes, 4, 32).unwrap().matmul(&[], 0).is_empty());
+        assert!(Q4_1Matrix::from_bytes(&[], 0, 32).unwrap().matmul(&[0.0; 32], 1).is_empty());
     }
 
     #[test]

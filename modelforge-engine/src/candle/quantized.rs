@@ -229,6 +229,9 @@ impl QuantizedLlama {
         cache: &mut Sequence,
     ) -> candle_core::Result<Tensor> {
         let (batch, seq) = tokens.dims2()?;
+        if seq == 0 {
+            candle_core::bail!("no tokens to run");
+        }
         if pos + seq > self.max_positions() {
             candle_core::bail!(
                 "position {} is past the model's context of {}",

@@ -271,3 +271,41 @@ fn other_quantizations_run_through_candles_kernels_and_follow_llama_cpp() {
         assert!(widest < 0.5, "{dtype:?}: a disagreement that is not a near-tie: gap {widest}");
     }
 }
+
+/// A prompt longer than candle's prompt chunk (512 tokens) and its KV cache step (256): the
+/// chunks must continue each other's positions and the cache must grow without losing keys,
+/// which teacher forcing against llama.cpp shows step by step.
+#[test]
+fn a_long_prompt_runs_in_chunks_and_still_follows_llama_cpp() {
+    let story = "The lighthouse keeper counted the ships that passed the rocks each night, and wrote \
+                 their names in a book. ";
+    let prompt = format!("{}The keeper's book was full of", story.repeat(30));
+    let candle = candle_gguf_model();
+    let tokens = candle.tokenize(&prompt, true).unwrap();
+    assert!(tokens.len() > 600, "{} tokens", tokens.len());
+    let params = GenerationParams { max_tokens: 16, ..GenerationParams::greedy() };
+    let run = |model: &dyn LoadedModel| {
+        let reply = model.generate(&prompt, &params, &mut |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(reply.usage.prompt_tokens as usize, tokens.len());
+        candle.tokenize(&reply.text, false).unwrap()
+    };
+    let reference = run(&*llama_cpp(KvCacheType::F32));
+    let (agree, steps, widest) = {
+        let logits = candle.forced_logits(&tokens, &reference).unwrap();
+        let top = |row: &Vec<f32>| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+        let agree = logits.iter().zip(&reference).filter(|(row, t)| top(row) == **t).count();
+        let widest = logits
+            .iter()
+            .zip(&reference)
+            .map(|(row, &t)| row[top(row) as usize] - row[t as usize])
+            .fold(0f32, f32::max);
+        (agree, reference.len(), widest)
+    };
+    eprintln!("long prompt: {agree}/{steps} steps agree, widest gap {widest}");
+    // Measured: 15/16, one near-tie (0.06) at the first step; llama.cpp's batched prefill
+    // rounds a little differently from its single-token steps. A lost or misplaced key would
+    // part every step by whole logits.
+    assert!(steps >= 8 && agree + 2 >= steps, "{agree}/{steps} steps agree");
+    assert!(widest < 0.2, "gap {widest}");
+    assert_eq!(run(&*candle).len(), 16, "candle generates after the long prompt too");
+}

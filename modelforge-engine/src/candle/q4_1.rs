@@ -12,6 +12,7 @@
 //! The AVX2 version is compiled when the build enables AVX2 and FMA (`-C target-cpu=native`
 //! on such a CPU); other builds use a scalar version with the same arithmetic.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -59,14 +60,34 @@ impl Q4_1Matrix {
                 bytes.len()
             );
         }
-        let blocks = bytes
-            .chunks_exact(Q4_1_BYTES)
-            .map(|b| BlockQ4_1 {
-                d: f16::from_le_bytes([b[0], b[1]]),
-                m: f16::from_le_bytes([b[2], b[3]]),
-                qs: b[4..].try_into().expect("16 bytes"),
-            })
-            .collect();
+        Ok(Self { blocks: bytes.chunks_exact(Q4_1_BYTES).map(parse_block).collect(), rows, cols })
+    }
+
+    /// Reads matrices of `cols` columns stored one after another as GGUF Q4_1 bytes, each
+    /// given as (file offset, rows), stacked into one. The bytes go straight from the file
+    /// into this layout through a small buffer: no whole-tensor copies whose freed memory the
+    /// allocator would keep.
+    pub(crate) fn read<R: Read + Seek>(
+        reader: &mut R,
+        parts: &[(u64, usize)],
+        cols: usize,
+    ) -> candle_core::Result<Self> {
+        if cols % QK != 0 {
+            candle_core::bail!("a Q4_1 tensor of {cols} columns is not made of blocks of {QK}");
+        }
+        let rows: usize = parts.iter().map(|&(_, rows)| rows).sum();
+        let mut blocks = Vec::with_capacity(rows * cols / QK);
+        let mut buffer = vec![0u8; 4096 * Q4_1_BYTES];
+        for &(offset, part_rows) in parts {
+            reader.seek(SeekFrom::Start(offset))?;
+            let mut left = part_rows * cols / QK * Q4_1_BYTES;
+            while left > 0 {
+                let chunk = &mut buffer[..left.min(4096 * Q4_1_BYTES)];
+                reader.read_exact(chunk)?;
+                blocks.extend(chunk.chunks_exact(Q4_1_BYTES).map(parse_block));
+                left -= chunk.len();
+            }
+        }
         Ok(Self { blocks, rows, cols })
     }
 
@@ -112,6 +133,14 @@ impl Q4_1Matrix {
             }
         }
         y
+    }
+}
+
+fn parse_block(b: &[u8]) -> BlockQ4_1 {
+    BlockQ4_1 {
+        d: f16::from_le_bytes([b[0], b[1]]),
+        m: f16::from_le_bytes([b[2], b[3]]),
+        qs: b[4..Q4_1_BYTES].try_into().expect("16 bytes"),
     }
 }
 
@@ -298,6 +327,24 @@ mod tests {
         let mut zero = [BlockQ8_1::default()];
         quantize_q8_1(&[0.0; QK], &mut zero);
         assert_eq!((zero[0].d, zero[0].s, zero[0].qs), (0.0, 0.0, [0; QK]));
+    }
+
+    #[test]
+    fn reading_stacked_parts_from_a_file_equals_the_bytes_in_memory() {
+        let (a, _) = random_q4_1(3, 64, 2);
+        let (b, _) = random_q4_1(5, 64, 3);
+        let mut file = vec![0xaa; 7];
+        file.extend(&a);
+        file.extend([0xbb; 9]);
+        file.extend(&b);
+        let parts = [(7, 3), (7 + a.len() as u64 + 9, 5)];
+        let read = Q4_1Matrix::read(&mut std::io::Cursor::new(&file), &parts, 64).unwrap();
+        let whole = Q4_1Matrix::from_bytes(&[a, b].concat(), 8, 64).unwrap();
+        let x: Vec<f32> = (0..64).map(|i| i as f32 / 7.0 - 4.0).collect();
+        assert_eq!((read.rows, read.cols), (8, 64));
+        assert_eq!(read.matmul(&x, 1), whole.matmul(&x, 1));
+        let short = Q4_1Matrix::read(&mut std::io::Cursor::new(&file[..20]), &parts, 64);
+        assert!(short.is_err(), "a file that ends early is an error");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! with rotary angles computed as ggml computes them.
 
 use std::borrow::Cow;
+use std::io::{Read, Seek};
 use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
@@ -50,21 +51,49 @@ enum Stacked {
 }
 
 impl Stacked {
-    fn load(parts: Vec<QTensor>) -> candle_core::Result<Self> {
-        let dims = parts.iter().map(|t| t.shape().dims2()).collect::<candle_core::Result<Vec<_>>>()?;
-        let (dtype, cols) = (parts[0].dtype(), dims[0].1);
-        if parts.iter().zip(&dims).any(|(t, d)| t.dtype() != dtype || d.1 != cols) {
-            let parts = parts.into_iter().map(|t| linear(Arc::new(t)));
+    /// Reads the matrices `names` from the GGUF, which all read the same input.
+    fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        names: &[String],
+    ) -> candle_core::Result<Self> {
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            match ct.tensor_infos.get(name) {
+                Some(info) => infos.push((info, info.shape.dims2()?)),
+                None => candle_core::bail!("the GGUF has no tensor `{name}`"),
+            }
+        }
+        let (dtype, cols) = (infos[0].0.ggml_dtype, infos[0].1.1);
+        let rows: Vec<usize> = infos.iter().map(|(_, (r, _))| *r).collect();
+        let tensor = |reader: &mut R, name: &str| ct.tensor(reader, name, &Device::Cpu);
+        if infos.iter().any(|(info, (_, c))| info.ggml_dtype != dtype || *c != cols) {
+            let parts = names.iter().map(|n| linear(Arc::new(tensor(reader, n)?)));
             return Ok(Stacked::Separate(parts.collect::<candle_core::Result<_>>()?));
         }
-        let mut bytes = Vec::new();
-        for part in &parts {
-            bytes.extend_from_slice(&part.data()?);
-        }
-        let rows: Vec<usize> = dims.iter().map(|d| d.0).collect();
-        let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
-        let weight = linear(Arc::new(QTensor::new(storage, (rows.iter().sum::<usize>(), cols))?))?;
+        let weight = if dtype == GgmlDType::Q4_1 {
+            let parts: Vec<(u64, usize)> =
+                infos.iter().map(|(info, (r, _))| (ct.tensor_data_offset + info.offset, *r)).collect();
+            Linear::Q4_1(Q4_1MatMul(Arc::new(Q4_1Matrix::read(reader, &parts, cols)?)))
+        } else if names.len() == 1 {
+            linear(Arc::new(tensor(reader, &names[0])?))?
+        } else {
+            let mut bytes = Vec::new();
+            for name in names {
+                bytes.extend_from_slice(&tensor(reader, name)?.data()?);
+            }
+            let storage = QStorage::from_data(Cow::Owned(bytes), &Device::Cpu, dtype)?;
+            linear(Arc::new(QTensor::new(storage, (rows.iter().sum::<usize>(), cols))?))?
+        };
         Ok(Stacked::One { weight, rows })
+    }
+
+    /// The one matrix a single name was loaded as.
+    fn single(self) -> Linear {
+        match self {
+            Stacked::One { weight, .. } => weight,
+            Stacked::Separate(mut parts) => parts.remove(0),
+        }
     }
 
     /// Each matrix's product with `x`, in the order they were loaded.
@@ -195,14 +224,18 @@ impl QuantizedLlama {
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
-            let mut weight = |part: &str| tensor(&format!("blk.{i}.{part}.weight"));
+            let names =
+                |parts: &[&str]| parts.iter().map(|p| format!("blk.{i}.{p}.weight")).collect::<Vec<_>>();
+            let norm = |reader: &mut R, part: &str| {
+                RmsNorm::from_qtensor(ct.tensor(reader, &format!("blk.{i}.{part}.weight"), device)?, eps)
+            };
             layers.push(Layer {
-                attn_norm: RmsNorm::from_qtensor(weight("attn_norm")?, eps)?,
-                qkv: Stacked::load(vec![weight("attn_q")?, weight("attn_k")?, weight("attn_v")?])?,
-                wo: linear(Arc::new(weight("attn_output")?))?,
-                ffn_norm: RmsNorm::from_qtensor(weight("ffn_norm")?, eps)?,
-                gate_up: Stacked::load(vec![weight("ffn_gate")?, weight("ffn_up")?])?,
-                down: linear(Arc::new(weight("ffn_down")?))?,
+                attn_norm: norm(reader, "attn_norm")?,
+                qkv: Stacked::load(ct, reader, &names(&["attn_q", "attn_k", "attn_v"]))?,
+                wo: Stacked::load(ct, reader, &names(&["attn_output"]))?.single(),
+                ffn_norm: norm(reader, "ffn_norm")?,
+                gate_up: Stacked::load(ct, reader, &names(&["ffn_gate", "ffn_up"]))?,
+                down: Stacked::load(ct, reader, &names(&["ffn_down"]))?.single(),
             });
         }
         let (cos, sin) = rotary_tables(context, rope_dim, freq_base)?;

@@ -187,40 +187,67 @@ fn the_dequantized_safetensors_export_agrees_with_the_quantized_gguf() {
     assert!(prompt.starts_with("<|im_start|>system\n"), "the chat template comes from tokenizer_config.json");
 }
 
-/// Teacher forcing, which free-running greedy texts cannot show: at each of the 16 steps of
-/// the reference's greedy continuation, the token `candle` ranks first, given the same history.
-/// Where they differ, the gap between candle's choice and the reference's in candle's own
-/// logits says whether it is a near-tie that rounding flips or a real disagreement. Returns
-/// the steps that agree, the steps, and the widest gap.
-fn forced_agreement(name: &str, reference: &dyn LoadedModel, candle: &CandleModel) -> (usize, usize, f32) {
-    let continuations = greedy_continuations(reference);
-    let (mut steps, mut agree, mut widest) = (0, 0, 0f32);
-    let (mut parted, mut margins) = (Vec::new(), Vec::new());
-    for (prompt, tokens) in PROMPTS.iter().zip(&continuations) {
-        let prompt_tokens = candle.tokenize(prompt, true).unwrap();
-        let logits = candle.forced_logits(&prompt_tokens, tokens).unwrap();
-        for (step, (row, &chosen)) in logits.iter().zip(tokens).enumerate() {
+/// What teacher forcing found over some steps.
+#[derive(Default)]
+struct Forced {
+    steps: usize,
+    agree: usize,
+    /// The widest gap, in candle's logits, between candle's top token and the reference's.
+    widest: f32,
+    /// Candle's lead of its top token over the second, at each step.
+    margins: Vec<f32>,
+    /// The steps where the two part.
+    parted: Vec<String>,
+}
+
+impl Forced {
+    /// Teacher forcing, which free-running greedy texts cannot show: at each step of the
+    /// reference's `continuation` of `prompt`, the token `candle` ranks first, given the same
+    /// history. Where they differ, the gap between candle's choice and the reference's in
+    /// candle's own logits says whether it is a near-tie that rounding flips or a real
+    /// disagreement.
+    fn add(&mut self, candle: &CandleModel, label: &str, prompt: &[u32], continuation: &[u32]) {
+        let logits = candle.forced_logits(prompt, continuation).unwrap();
+        for (step, (row, &chosen)) in logits.iter().zip(continuation).enumerate() {
             let mut sorted = row.clone();
             sorted.sort_by(|a, b| b.total_cmp(a));
-            margins.push(sorted[0] - sorted[1]);
+            self.margins.push(sorted[0] - sorted[1]);
             let top = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-            steps += 1;
+            self.steps += 1;
             if top == chosen as usize {
-                agree += 1;
+                self.agree += 1;
             } else {
                 let gap = row[top] - row[chosen as usize];
-                widest = widest.max(gap);
-                parted
-                    .push(format!("{prompt:?} step {step}: candle {top}, reference {chosen}, gap {gap:.3}"));
+                self.widest = self.widest.max(gap);
+                self.parted
+                    .push(format!("{label} step {step}: candle {top}, reference {chosen}, gap {gap:.3}"));
             }
         }
     }
-    margins.sort_by(f32::total_cmp);
-    eprintln!(
-        "{name}: {agree}/{steps} steps agree, widest gap {widest:.3} (median lead of the top token {:.3})\n{}",
-        margins[margins.len() / 2],
-        parted.join("\n")
-    );
+
+    fn report(mut self, name: &str) -> (usize, usize, f32) {
+        self.margins.sort_by(f32::total_cmp);
+        eprintln!(
+            "{name}: {}/{} steps agree, widest gap {:.3} (median lead of the top token {:.3})\n{}",
+            self.agree,
+            self.steps,
+            self.widest,
+            self.margins[self.margins.len() / 2],
+            self.parted.join("\n")
+        );
+        (self.agree, self.steps, self.widest)
+    }
+}
+
+/// [`Forced`] over the reference's greedy continuations of the fixed prompts. Returns the
+/// steps that agree, the steps, and the widest gap.
+fn forced_agreement(name: &str, reference: &dyn LoadedModel, candle: &CandleModel) -> (usize, usize, f32) {
+    let continuations = greedy_continuations(reference);
+    let mut forced = Forced::default();
+    for (prompt, tokens) in PROMPTS.iter().zip(&continuations) {
+        forced.add(candle, &format!("{prompt:?}"), &candle.tokenize(prompt, true).unwrap(), tokens);
+    }
+    let (agree, steps, widest) = forced.report(name);
     assert!(steps >= 150, "{name}: {steps} steps compared");
     (agree, steps, widest)
 }
@@ -290,18 +317,9 @@ fn a_long_prompt_runs_in_chunks_and_still_follows_llama_cpp() {
         candle.tokenize(&reply.text, false).unwrap()
     };
     let reference = run(&*llama_cpp(KvCacheType::F32));
-    let (agree, steps, widest) = {
-        let logits = candle.forced_logits(&tokens, &reference).unwrap();
-        let top = |row: &Vec<f32>| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-        let agree = logits.iter().zip(&reference).filter(|(row, t)| top(row) == **t).count();
-        let widest = logits
-            .iter()
-            .zip(&reference)
-            .map(|(row, &t)| row[top(row) as usize] - row[t as usize])
-            .fold(0f32, f32::max);
-        (agree, reference.len(), widest)
-    };
-    eprintln!("long prompt: {agree}/{steps} steps agree, widest gap {widest}");
+    let mut forced = Forced::default();
+    forced.add(&candle, "long prompt", &tokens, &reference);
+    let (agree, steps, widest) = forced.report("long prompt");
     // Measured: 15/16, one near-tie (0.06) at the first step; llama.cpp's batched prefill
     // rounds a little differently from its single-token steps. A lost or misplaced key would
     // part every step by whole logits.

@@ -74,7 +74,7 @@ impl CandleBackend {
             tracing::warn!(
                 wanted,
                 threads,
-                "candle's thread count is set per process: set CANDLE_NUM_THREADS before the first load"
+                "candle's thread count is set per process: set RAYON_NUM_THREADS before the first load"
             );
         }
         tracing::info!(context_length, threads, vocab = tokenizer.vocab_size(), "model loaded");

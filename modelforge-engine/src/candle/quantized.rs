@@ -215,13 +215,14 @@ impl QuantizedLlama {
         if width != hidden {
             candle_core::bail!("token_embd.weight is {vocab}x{width}; the embedding length is {hidden}");
         }
-        let output = match tensor("output.weight") {
-            Ok(t) => linear(Arc::new(t))?,
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let output = if ct.tensor_infos.contains_key("output.weight") {
+            Stacked::load(ct, reader, &["output.weight".to_owned()])?.single()
+        } else {
             // Tied embeddings: the same table (shared, unless it is Q4_1).
-            Err(_) => linear(table.clone())?,
+            linear(table.clone())?
         };
         let embeddings = Embeddings { table, vocab, hidden };
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
             let names =

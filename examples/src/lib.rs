@@ -1,4 +1,4 @@
-//! Shared pieces of the reference tools: where data lives and how one chat turn runs.
+//! Shared pieces of the reference tools: where data lives, and the HTTP server.
 //!
 //! Everything here is assembled from the public API of the ModelForge crates, through the core
 //! traits, so it doubles as documentation of how the pieces fit.
@@ -6,4 +6,8 @@
 
 pub mod server;
 pub mod setup;
-pub mod turn;
+
+/// The README's Rust examples, compiled by `cargo test` so they cannot fall out of date.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

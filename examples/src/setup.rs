@@ -9,7 +9,7 @@ use modelforge_core::{
 };
 use modelforge_engine::{BertEmbedder, KvCacheType, LlamaCppBackend};
 use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
-use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
+use modelforge_store::{PgStore, SqliteStore, StoreOptions, load_or_create_secret};
 
 /// The data directory: `--data-dir`/`MODELFORGE_DATA_DIR` if given, else the platform's data
 /// directory (`~/.local/share/modelforge` on Linux).
@@ -23,11 +23,52 @@ pub fn data_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Opens (creating if needed) the SQLite store in `data_dir`, with the JWT secret kept beside
-/// it.
+/// it (or taken from `MODELFORGE_JWT_SECRET`).
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn SessionStore>> {
+    open_store_at(data_dir, None)
+}
+
+/// The token signing key from the environment: `MODELFORGE_JWT_SECRET` (at least 32 bytes),
+/// or the file `MODELFORGE_JWT_SECRET_FILE` names.
+fn configured_secret() -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(secret) = std::env::var_os("MODELFORGE_JWT_SECRET") {
+        return Ok(Some(secret.into_encoded_bytes()));
+    }
+    match std::env::var_os("MODELFORGE_JWT_SECRET_FILE") {
+        Some(file) => {
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("reading MODELFORGE_JWT_SECRET_FILE {}", file.display()))?;
+            Ok(Some(bytes.trim_ascii().to_vec()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Opens the store: PostgreSQL when `database_url` is a `postgres://` URL (several servers
+/// share it, so the signing key must come from `MODELFORGE_JWT_SECRET` or
+/// `MODELFORGE_JWT_SECRET_FILE`: each replica must accept the others' tokens), else SQLite in
+/// `data_dir`.
+pub fn open_store_at(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Arc<dyn SessionStore>> {
+    let configured = configured_secret()?;
+    if let Some(url) = database_url.filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        let secret = configured.context(
+            "with PostgreSQL, set MODELFORGE_JWT_SECRET (32+ bytes) or MODELFORGE_JWT_SECRET_FILE: every \
+             server sharing the database must sign tokens with the same key",
+        )?;
+        return Ok(Arc::new(PgStore::open(url, StoreOptions::with_secret(secret))?));
+    }
+    if let Some(other) = database_url {
+        anyhow::bail!(
+            "--database-url must be a postgres:// URL (SQLite lives in the data dir), not `{other}`"
+        );
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let secret = load_or_create_secret(data_dir)?;
+    let secret = match configured {
+        Some(secret) => secret,
+        None => load_or_create_secret(data_dir)?,
+    };
     let store = SqliteStore::open(&data_dir.join("modelforge.db"), StoreOptions::with_secret(secret))?;
     Ok(Arc::new(store))
 }
@@ -131,4 +172,25 @@ pub fn open_embedder(data_dir: &Path, explicit: Option<&str>) -> anyhow::Result<
     let embedder =
         BertEmbedder::load(&dir).with_context(|| format!("loading the embedder {}", dir.display()))?;
     Ok(Some(Arc::new(embedder)))
+}
+
+/// The GGUF models on this machine: DATA_DIR/models, the Hugging Face cache, and the test
+/// models `scripts/test-models` fetched (`MODELFORGE_TEST_MODELS`, else
+/// `~/.cache/modelforge/test-models`), in that order.
+pub fn local_models(data_dir: &Path) -> Vec<CachedModel> {
+    let mut models = catalog(data_dir).cached().unwrap_or_default();
+    models.extend(hub().cached().unwrap_or_default());
+    let test_models = std::env::var_os("MODELFORGE_TEST_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|home| home.join(".cache/modelforge/test-models")));
+    if let Some(dir) = test_models {
+        let subdirs = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        for sub in subdirs.filter(|e| e.path().is_dir()) {
+            models.extend(LocalCatalog::new(sub.path()).cached().unwrap_or_default());
+        }
+    }
+    models.retain(|m| m.format == modelforge_core::ModelFormat::Gguf);
+    let mut seen = std::collections::HashSet::new();
+    models.retain(|m| seen.insert(m.path.clone()));
+    models
 }

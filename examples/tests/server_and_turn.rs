@@ -5,13 +5,12 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 
 use modelforge_core::{
-    Actor, ChatMessage, GenerationParams, LoadOptions, LoadedModel, MemoryExtractor, MemoryKind, NewUser,
-    Role, SessionStore, UserRole,
+    Actor, ChatMessage, GenerationParams, LoadOptions, LoadedModel, MemoryExtractor, MemoryKind, NewSession,
+    NewUser, Role, SessionId, SessionStore, UserRole,
 };
-use modelforge_examples::server::{AppState, router};
+use modelforge_examples::server::{AppState, ModelPool, app};
 use modelforge_examples::setup;
-use modelforge_examples::turn::{MemoryMode, Turn};
-use modelforge_memory::{LlmExtractor, MemoryBank, RuleExtractor, SUMMARY_HEADER, SearchOptions};
+use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, MemoryMode, SUMMARY_HEADER};
 use serde_json::{Value, json};
 
 fn model() -> Arc<dyn LoadedModel> {
@@ -38,39 +37,37 @@ fn store_with_user(dir: &std::path::Path) -> Arc<dyn SessionStore> {
     store
 }
 
-/// A user in a fresh store, the shared model, and a memory bank without an embedder.
+/// A user in a fresh store, the shared model, and a conversation with memory (no embedder).
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<dyn SessionStore>,
     actor: Actor,
     model: Arc<dyn LoadedModel>,
-    bank: MemoryBank,
+    bank: Arc<MemoryBank>,
+    chat: Conversation,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_user(dir.path());
     let actor = store.login("lina", "correct-horse-9").unwrap().actor();
-    let bank = MemoryBank::new(Arc::clone(&store), None);
-    Fixture { _dir: dir, store, actor, model: model(), bank }
+    let bank = Arc::new(MemoryBank::new(store.clone(), None));
+    let chat = Conversation::new(model(), store.clone(), store.clone(), Arc::clone(&bank))
+        .with_options(ChatOptions::default().with_system_prompt("Be brief."));
+    Fixture { _dir: dir, store, actor, model: model(), bank, chat }
 }
 
-fn turn<'a>(
-    f: &'a Fixture,
-    extractors: &'a [&'a dyn MemoryExtractor],
-    params: &'a GenerationParams,
-) -> Turn<'a> {
-    Turn {
-        store: f.store.as_ref(),
-        model: f.model.as_ref(),
-        memory: &f.bank,
-        extractors,
-        retrieval: SearchOptions::default(),
-        memory_share: 0.25,
-        summarize: true,
-        system_prompt: "Be brief.",
-        params,
-        state_dir: None,
+impl Fixture {
+    fn session(&self, temporary: bool) -> SessionId {
+        self.store
+            .create_session_with(&self.actor, &NewSession { temporary, ..NewSession::default() })
+            .unwrap()
+            .id
+    }
+
+    fn turn(&self, session: SessionId, text: &str, max_tokens: u32) -> modelforge_memory::TurnOutcome {
+        let params = GenerationParams { max_tokens, ..GenerationParams::greedy() };
+        self.chat.turn(&self.actor, session, text, &params, &mut quiet()).unwrap()
     }
 }
 
@@ -82,30 +79,24 @@ fn quiet() -> impl FnMut(&str) -> ControlFlow<()> {
 fn memories_from_one_session_are_in_the_next_sessions_prompt() {
     let f = fixture();
     let (store, actor) = (&f.store, &f.actor);
-    let rules = RuleExtractor::new();
-    let extractors: [&dyn MemoryExtractor; 1] = [&rules];
-    let params = GenerationParams { max_tokens: 24, ..GenerationParams::greedy() };
-    let turn = turn(&f, &extractors, &params);
     for statement in ["My name is Lina and I live in Lyon.", "I moved to Shanghai. My wife is called Ana."] {
-        let session = turn.new_session(actor, statement, false).unwrap();
-        let outcome = turn.run(actor, session.id, statement, &mut quiet()).unwrap();
+        let outcome = f.turn(f.session(false), statement, 24);
         assert_eq!(outcome.memory, MemoryMode::On);
-        let learned = turn.learn(actor, &outcome).unwrap();
+        let learned = f.chat.learn(actor, &outcome).unwrap();
         assert!(!learned.changed.is_empty() && learned.failures.is_empty(), "{learned:?}");
     }
     let memories = store.list_memories(actor).unwrap();
     assert_eq!(memories.len(), 3, "name, home (updated in place) and wife: {memories:?}");
 
-    let fresh = turn.new_session(actor, "Hi", false).unwrap();
-    let outcome = turn.run(actor, fresh.id, "Where do I live?", &mut quiet()).unwrap();
-    let system = &outcome.prompt_messages[0];
+    let outcome = f.turn(f.session(false), "Where do I live?", 24);
+    let system = &outcome.prompt[0];
     assert_eq!(system.role, Role::System);
     assert!(system.content.starts_with("Be brief."));
     assert!(system.content.contains("The user lives in Shanghai."), "{}", system.content);
     assert!(!system.content.contains("Lyon"), "{}", system.content);
     let home = memories.iter().find(|m| m.content.contains("Shanghai")).unwrap();
     assert!(outcome.context.memories_used.contains(&home.id), "{:?}", outcome.context);
-    let history: Vec<_> = outcome.prompt_messages[1..].iter().map(|m| m.content.as_str()).collect();
+    let history: Vec<_> = outcome.prompt[1..].iter().map(|m| m.content.as_str()).collect();
     assert_eq!(history, ["Where do I live?"], "a new session carries no other session's history");
 }
 
@@ -113,33 +104,28 @@ fn memories_from_one_session_are_in_the_next_sessions_prompt() {
 fn temporary_sessions_and_memory_off_neither_read_nor_write_memory() {
     let f = fixture();
     let (store, actor) = (&f.store, &f.actor);
-    let rules = RuleExtractor::new();
-    let extractors: [&dyn MemoryExtractor; 1] = [&rules];
-    let params = GenerationParams { max_tokens: 8, ..GenerationParams::greedy() };
-    let turn = turn(&f, &extractors, &params);
     f.bank.add(actor, MemoryKind::Profile, "The user lives in Lyon.").unwrap();
 
-    let temporary = turn.new_session(actor, "secret", true).unwrap();
     let said = "Where do I live? I like olives.";
-    let outcome = turn.run(actor, temporary.id, said, &mut quiet()).unwrap();
+    let outcome = f.turn(f.session(true), said, 8);
     assert_eq!(outcome.memory, MemoryMode::Temporary);
     assert!(outcome.context.memories_used.is_empty());
-    assert!(!outcome.prompt_messages[0].content.contains("Lyon"));
-    assert!(turn.learn(actor, &outcome).unwrap().changed.is_empty());
+    assert!(!outcome.prompt[0].content.contains("Lyon"));
+    assert!(f.chat.learn(actor, &outcome).unwrap().changed.is_empty());
 
     store.set_memory_enabled(actor, actor.user_id, false).unwrap();
-    let normal = turn.new_session(actor, "hi", false).unwrap();
-    let outcome = turn.run(actor, normal.id, said, &mut quiet()).unwrap();
+    let normal = f.session(false);
+    let outcome = f.turn(normal, said, 8);
     assert_eq!(outcome.memory, MemoryMode::Off);
     assert!(outcome.context.memories_used.is_empty());
-    assert!(turn.learn(actor, &outcome).unwrap().changed.is_empty());
+    assert!(f.chat.learn(actor, &outcome).unwrap().changed.is_empty());
     assert_eq!(store.list_memories(actor).unwrap().len(), 1, "nothing learned");
 
     store.set_memory_enabled(actor, actor.user_id, true).unwrap();
-    let outcome = turn.run(actor, normal.id, said, &mut quiet()).unwrap();
+    let outcome = f.turn(normal, said, 8);
     assert_eq!(outcome.memory, MemoryMode::On);
     assert_eq!(outcome.context.memories_used.len(), 1);
-    assert_eq!(turn.learn(actor, &outcome).unwrap().changed.len(), 1, "likes olives");
+    assert_eq!(f.chat.learn(actor, &outcome).unwrap().changed.len(), 1, "likes olives");
 }
 
 #[test]
@@ -174,9 +160,7 @@ fn the_model_extracts_facts_as_valid_json_under_its_grammar() {
 fn older_turns_are_summarized_once_and_the_summary_is_reused() {
     let f = fixture();
     let (store, actor) = (&f.store, &f.actor);
-    let params = GenerationParams { max_tokens: 16, ..GenerationParams::greedy() };
-    let turn = turn(&f, &[], &params);
-    let session = turn.new_session(actor, "trip", false).unwrap();
+    let session = store.create_session(actor, "trip").unwrap();
     // About 2,600 tokens of earlier conversation: more than the 2,048-token window.
     for i in 0..40 {
         let question = format!(
@@ -188,14 +172,14 @@ fn older_turns_are_summarized_once_and_the_summary_is_reused() {
         store.append_message(actor, session.id, &ChatMessage::user(question), None).unwrap();
         store.append_message(actor, session.id, &ChatMessage::assistant(answer), None).unwrap();
     }
-    let first = turn.run(actor, session.id, "Summarize my plan.", &mut quiet()).unwrap();
+    let first = f.turn(session.id, "Summarize my plan.", 16);
     assert!(first.context.history_summarized > 0, "{:?}", first.context);
     assert_eq!(first.context.history_left_out, 0, "summarized, not dropped: {:?}", first.context);
-    assert!(first.prompt_messages[0].content.contains(SUMMARY_HEADER));
+    assert!(first.prompt[0].content.contains(SUMMARY_HEADER));
     let summary = store.session_summary(actor, session.id).unwrap().expect("the summary is stored");
     assert_eq!(summary.covered_messages as usize, first.context.history_summarized);
 
-    let second = turn.run(actor, session.id, "And on the last day?", &mut quiet()).unwrap();
+    let second = f.turn(session.id, "And on the last day?", 16);
     let again = store.session_summary(actor, session.id).unwrap().unwrap();
     assert_eq!(again, summary, "the next turn fits with the same summary: not remade");
     assert_eq!(second.context.history_summarized, first.context.history_summarized);
@@ -204,9 +188,19 @@ fn older_turns_are_summarized_once_and_the_summary_is_reused() {
 async fn serve(store: Arc<dyn SessionStore>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let memory = Arc::new(MemoryBank::new(Arc::clone(&store), None));
-    let state = AppState { store, model: model(), model_id: "smollm2".into(), memory };
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let memory = Arc::new(MemoryBank::new(store.clone(), None));
+    let pool = ModelPool::new(
+        std::env::temp_dir(),
+        Vec::new(),
+        "smollm2".into(),
+        LoadOptions::default(),
+        Default::default(),
+        1,
+    );
+    pool.insert("smollm2", model());
+    let chat = Conversation::new(model(), store.clone(), store.clone(), Arc::clone(&memory));
+    let state = AppState::new(store, Arc::new(pool), memory, chat);
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     format!("http://{addr}")
 }
 
@@ -217,14 +211,14 @@ async fn the_server_logs_in_and_completes_chats() {
     let http = reqwest::Client::new();
 
     let bad = http
-        .post(format!("{base}/v1/auth/login"))
+        .post(format!("{base}/api/auth/login"))
         .json(&json!({"username": "lina", "password": "nope-nope"}))
         .send()
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
     let login: Value = http
-        .post(format!("{base}/v1/auth/login"))
+        .post(format!("{base}/api/auth/login"))
         .json(&json!({"username": "lina", "password": "correct-horse-9"}))
         .send()
         .await
@@ -296,7 +290,7 @@ async fn the_server_logs_in_and_completes_chats() {
 
 async fn token(http: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
     let login: Value = http
-        .post(format!("{base}/v1/auth/login"))
+        .post(format!("{base}/api/auth/login"))
         .json(&json!({"username": username, "password": password}))
         .send()
         .await
@@ -323,9 +317,9 @@ async fn the_server_manages_each_users_own_memories() {
     let lina = token(&http, &base, "lina", "correct-horse-9").await;
     let omar = token(&http, &base, "omar", "another-pass-7").await;
 
-    assert_eq!(http.get(format!("{base}/v1/memories")).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(format!("{base}/api/memories")).send().await.unwrap().status(), 401);
     let added = http
-        .post(format!("{base}/v1/memories"))
+        .post(format!("{base}/api/memories"))
         .bearer_auth(&lina)
         .json(&json!({"content": "The user is allergic to peanuts.", "kind": "profile"}))
         .send()
@@ -335,7 +329,7 @@ async fn the_server_manages_each_users_own_memories() {
     let added: Value = added.json().await.unwrap();
     let id = added["id"].as_str().unwrap().to_owned();
     let blank = http
-        .post(format!("{base}/v1/memories"))
+        .post(format!("{base}/api/memories"))
         .bearer_auth(&lina)
         .json(&json!({"content": "  "}))
         .send()
@@ -348,7 +342,7 @@ async fn the_server_manages_each_users_own_memories() {
         let base = base.clone();
         async move {
             let found: Value = http
-                .get(format!("{base}/v1/memories/search"))
+                .get(format!("{base}/api/memories/search"))
                 .query(&[("q", q)])
                 .bearer_auth(who)
                 .send()
@@ -365,7 +359,7 @@ async fn the_server_manages_each_users_own_memories() {
     assert!(search(omar.clone(), "Am I allergic to anything?").await.is_empty(), "scoped to the caller");
 
     // Another user's memory id is not found, for editing and deleting alike.
-    let url = format!("{base}/v1/memories/{id}");
+    let url = format!("{base}/api/memories/{id}");
     let edit = json!({"content": "The user is allergic to cats."});
     assert_eq!(http.patch(&url).bearer_auth(&omar).json(&edit).send().await.unwrap().status(), 404);
     assert_eq!(http.delete(&url).bearer_auth(&omar).send().await.unwrap().status(), 404);
@@ -374,7 +368,7 @@ async fn the_server_manages_each_users_own_memories() {
     assert_eq!(edited["content"], "The user is allergic to cats.");
 
     let off: Value = http
-        .put(format!("{base}/v1/memories/settings"))
+        .put(format!("{base}/api/memories/settings"))
         .bearer_auth(&lina)
         .json(&json!({"enabled": false}))
         .send()
@@ -387,7 +381,7 @@ async fn the_server_manages_each_users_own_memories() {
 
     assert_eq!(http.delete(&url).bearer_auth(&lina).send().await.unwrap().status(), 204);
     let list: Value = http
-        .get(format!("{base}/v1/memories"))
+        .get(format!("{base}/api/memories"))
         .bearer_auth(&lina)
         .send()
         .await

@@ -6,7 +6,47 @@
 
 use std::path::PathBuf;
 
-use crate::model::ModelFileError;
+/// A model file that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelFileError {
+    /// The file could not be read.
+    #[error("cannot read model file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is empty.
+    #[error("model file {} is empty", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Neither GGUF nor safetensors.
+    #[error("{} is not a model file: neither GGUF nor safetensors (judged by its contents, not its name)", path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file ends too early: usually an incomplete download.
+    #[error("model file {} is truncated: {detail}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was missing.
+        detail: String,
+    },
+    /// The file's structure is invalid.
+    #[error("model file {} is malformed: {detail}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
 
 /// A boxed error from an implementation, kept as the `source` of a trait error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -169,6 +209,19 @@ pub enum MemoryError {
     Extraction {
         /// Why.
         reason: String,
+    },
+    /// The model could not summarize older turns, e.g. it wrote nothing.
+    #[error("summarizing older turns failed: {reason}")]
+    Summary {
+        /// Why.
+        reason: String,
+    },
+    /// Memories could not be written out as JSON.
+    #[error("writing memories as JSON failed: {source}")]
+    Serialize {
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
     },
 }
 

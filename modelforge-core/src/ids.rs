@@ -73,6 +73,10 @@ id_type!(
     /// Identifies one memory of a user's knowledge base.
     MemoryId
 );
+id_type!(
+    /// Identifies one API key of a user (not the key itself, which is secret).
+    ApiKeyId
+);
 
 /// A string that is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,9 @@
 //!
 //! - [`Backend`] and [`LoadedModel`]: load a model and generate (`modelforge-engine`);
 //! - [`Embedder`]: text to vectors (`modelforge-engine`);
-//! - [`SessionStore`]: users, auth, sessions, messages, memories (`modelforge-store`);
+//! - [`SessionStore`]: users, auth, sessions, messages, memories (`modelforge-store`), the
+//!   sum of six slices a caller can hold alone: [`UserStore`], [`TokenStore`],
+//!   [`ApiKeyStore`], [`ChatStore`], [`MemoryStore`] and [`ExportStore`];
 //! - [`MemoryExtractor`]: conversation to memory operations (`modelforge-memory`);
 //! - [`ModelHub`]: find and fetch models (`modelforge-hub`).
 //!
@@ -34,6 +36,8 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+// Library code returns errors; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod backend;
 mod chat;
@@ -48,14 +52,15 @@ mod store;
 
 pub use backend::{Backend, Embedder, LoadOptions, LoadedModel, PieceCallback};
 pub use chat::{ChatMessage, Role};
-pub use error::{BackendError, BoxError, HubError, MemoryError, StoreError};
+pub use error::{BackendError, BoxError, HubError, MemoryError, ModelFileError, StoreError};
 pub use generation::{FinishReason, Generation, GenerationParams, Usage};
 pub use hub::{CachedModel, CancelToken, ModelHub, Progress, RepoFile, RepoSummary};
-pub use ids::{InvalidId, MemoryId, MessageId, SessionId, UserId};
+pub use ids::{ApiKeyId, InvalidId, MemoryId, MessageId, SessionId, UserId};
 pub use memory::{MemoryExtractor, MemoryOp};
-pub use model::{ModelFileError, ModelFormat, ModelInfo, detect_format, inspect};
+pub use model::{ModelFormat, ModelInfo, detect_format, inspect};
 pub use store::{
-    Actor, ImportSummary, Memory, MemoryDetails, MemoryKind, MemoryRecord, MemoryUpdate, Message,
-    MessagePage, NewMemory, NewSession, NewUser, Page, Session, SessionExport, SessionPage, SessionQuery,
-    SessionStore, SessionSummary, TokenPair, User, UserExport, UserRole,
+    Actor, ApiKey, ApiKeyStore, ChatStore, CreatedApiKey, ExportStore, ImportSummary, Memory, MemoryDetails,
+    MemoryKind, MemoryRecord, MemoryStore, MemoryUpdate, Message, MessagePage, NewMemory, NewSession,
+    NewUser, Page, Session, SessionExport, SessionPage, SessionQuery, SessionStore, SessionSummary,
+    SessionUpdate, TokenPair, TokenStore, User, UserExport, UserRole, UserStore,
 };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ModelFileError;
 use crate::gguf::{GGUF_MAGIC, GgufFile};
 
 /// The on-disk format of a model.
@@ -26,48 +27,6 @@ impl ModelFormat {
             ModelFormat::Safetensors => "safetensors",
         }
     }
-}
-
-/// A model file that cannot be used, and why.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ModelFileError {
-    /// The file could not be read.
-    #[error("cannot read model file {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is empty.
-    #[error("model file {} is empty", path.display())]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Neither GGUF nor safetensors.
-    #[error("{} is not a model file: neither GGUF nor safetensors (judged by its contents, not its name)", path.display())]
-    UnknownFormat {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file ends too early: usually an incomplete download.
-    #[error("model file {} is truncated: {detail}", path.display())]
-    Truncated {
-        /// The file.
-        path: PathBuf,
-        /// What was missing.
-        detail: String,
-    },
-    /// The file's structure is invalid.
-    #[error("model file {} is malformed: {detail}", path.display())]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
 }
 
 /// What is known about a model before it is loaded.

@@ -5,34 +5,15 @@ use std::path::Path;
 
 use modelforge_core::gguf::GgufFile;
 use modelforge_core::{ModelFileError, ModelFormat, detect_format, inspect};
+use modelforge_testkit::gguf::GgufBuilder;
 
 /// A minimal GGUF v3 file: two metadata entries and one F32 tensor of 8 elements.
 fn tiny_gguf() -> Vec<u8> {
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(b"GGUF");
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&1u64.to_le_bytes()); // tensors
-    out.extend_from_slice(&2u64.to_le_bytes()); // metadata entries
-    string(&mut out, "general.architecture");
-    out.extend_from_slice(&8u32.to_le_bytes());
-    string(&mut out, "llama");
-    string(&mut out, "llama.context_length");
-    out.extend_from_slice(&4u32.to_le_bytes());
-    out.extend_from_slice(&2048u32.to_le_bytes());
-    string(&mut out, "weight");
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&8u64.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // F32
-    out.extend_from_slice(&0u64.to_le_bytes());
-    while out.len() % 32 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(&[0u8; 32]);
-    out
+    GgufBuilder::new()
+        .string("general.architecture", "llama")
+        .u32("llama.context_length", 2048)
+        .tensor_f32("weight", 8)
+        .build()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {

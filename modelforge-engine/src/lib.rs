@@ -29,6 +29,8 @@
 //! # Ok::<(), modelforge_core::BackendError>(())
 //! ```
 #![deny(missing_docs)]
+// Library code returns errors; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
 pub mod chat_template;

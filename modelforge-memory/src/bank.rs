@@ -6,13 +6,65 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use modelforge_core::{
     Actor, ChatMessage, Embedder, Memory, MemoryDetails, MemoryError, MemoryExtractor, MemoryId, MemoryKind,
-    MemoryOp, MemoryRecord, MemoryUpdate, NewMemory, SessionId, SessionStore, UserId,
+    MemoryOp, MemoryRecord, MemoryStore, MemoryUpdate, NewMemory, SessionId, UserId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::fact::Fact;
 use crate::index::{Hit, MemoryIndex, SearchOptions};
 use crate::keywords::terms;
+
+/// How [`MemoryBank::recall`] chooses the memories for a prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecallOptions {
+    /// How the memories that compete for room are ranked, and how many of them are taken.
+    pub search: SearchOptions,
+    /// The tokens memories may take in the prompt (their share of the context budget).
+    pub budget_tokens: usize,
+    /// The session being answered: memories learned in it are left out.
+    pub exclude_session: Option<SessionId>,
+}
+
+impl Default for RecallOptions {
+    /// The default search, 448 tokens (25% of a 2048-token context less a 256-token reply),
+    /// no session excluded.
+    fn default() -> Self {
+        Self { search: SearchOptions::default(), budget_tokens: 448, exclude_session: None }
+    }
+}
+
+/// Words of memories about health and diet: an assistant that forgets them can hurt someone.
+const SAFETY_WORDS: [&str; 24] = [
+    "allerg",
+    "intoleran",
+    "celiac",
+    "coeliac",
+    "diabet",
+    "vegetarian",
+    "vegan",
+    "halal",
+    "kosher",
+    "gluten",
+    "pregnan",
+    "asthma",
+    "epilep",
+    "health",
+    "medic",
+    "过敏",
+    "不耐受",
+    "糖尿病",
+    "素食",
+    "清真",
+    "怀孕",
+    "哮喘",
+    "癫痫",
+    "忌口",
+];
+
+fn keeps_the_user_safe(memory: &Memory) -> bool {
+    let text = memory.content.to_lowercase();
+    SAFETY_WORDS.iter().any(|word| text.contains(word))
+}
 
 /// When a new fact counts as a memory already known, or as a new version of one.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,15 +106,16 @@ pub struct Learned {
 /// and to its index second. Changes made to the store behind the bank's back (another process)
 /// are seen after [`MemoryBank::reload`].
 pub struct MemoryBank {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn MemoryStore>,
     embedder: Option<Arc<dyn Embedder>>,
     consolidation: ConsolidationOptions,
     indexes: Mutex<HashMap<UserId, Arc<Mutex<MemoryIndex>>>>,
 }
 
 impl MemoryBank {
-    /// A bank over `store`; with an `embedder`, search uses meaning as well as keywords.
-    pub fn new(store: Arc<dyn SessionStore>, embedder: Option<Arc<dyn Embedder>>) -> Self {
+    /// A bank over `store` (any [`MemoryStore`]; an `Arc<dyn SessionStore>` coerces to it); with
+    /// an `embedder`, search uses meaning as well as keywords.
+    pub fn new(store: Arc<dyn MemoryStore>, embedder: Option<Arc<dyn Embedder>>) -> Self {
         Self { store, embedder, consolidation: ConsolidationOptions::default(), indexes: Mutex::default() }
     }
 
@@ -70,11 +123,6 @@ impl MemoryBank {
     pub fn with_consolidation(mut self, options: ConsolidationOptions) -> Self {
         self.consolidation = options;
         self
-    }
-
-    /// The store the bank writes to.
-    pub fn store(&self) -> &dyn SessionStore {
-        &*self.store
     }
 
     /// Drops the cached index of `user`, so the next call reads the store again.
@@ -113,35 +161,78 @@ impl MemoryBank {
         Ok(hits)
     }
 
+    /// The memories to put in a prompt about `text`, most important first, for
+    /// [`assemble_context`](crate::assemble_context) to take in that order until their share
+    /// of the budget is full.
+    ///
+    /// A person trusts memory that behaves like an attentive friend's, so the choice is not
+    /// left to word overlap alone:
+    /// - when all of the user's memories fit `options.budget_tokens`, all of them are
+    ///   returned: ranking only decides what to leave out when something must be;
+    /// - otherwise what keeps the user safe or says who they are ([`MemoryKind::Profile`]:
+    ///   allergies, diet and health first, then name, language, pronouns, family, home, work)
+    ///   comes first, whatever the question ("I'm lactose intolerant" must reach "what should
+    ///   I cook tonight?"), followed by the `options.search.top_k` best search hits for `text`.
+    ///
+    /// Memories learned in `options.exclude_session` are left out: that session's own history
+    /// already says them, and adding them would change the system prompt and void the
+    /// conversation's cached prefix. `count_tokens` is the model's token counter.
+    pub fn recall(
+        &self,
+        actor: &Actor,
+        text: &str,
+        options: &RecallOptions,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Result<Vec<Memory>, MemoryError> {
+        let eligible = |m: &Memory| options.exclude_session.is_none_or(|s| m.source_session_id != Some(s));
+        let all: Vec<Memory> = self.memories(actor)?.into_iter().filter(|m| eligible(m)).collect();
+        let header = count_tokens(crate::MEMORY_HEADER);
+        let needed = all.iter().fold(header, |sum, m| sum + count_tokens(&format!("\n- {}", m.content)));
+        if needed <= options.budget_tokens {
+            return Ok(all);
+        }
+        let mut chosen: Vec<Memory> = all.iter().filter(|m| m.kind == MemoryKind::Profile).cloned().collect();
+        // Safety first, then the newest: the tail is what assembly drops when room runs out.
+        chosen.sort_by_key(|m| (!keeps_the_user_safe(m), std::cmp::Reverse(m.created_at)));
+        let search = SearchOptions { top_k: options.search.top_k + chosen.len(), ..options.search };
+        let hits = self.search(actor, text, &search)?;
+        let mut found = 0;
+        for hit in hits.into_iter().filter(|h| eligible(&h.memory)) {
+            if found == options.search.top_k {
+                break;
+            }
+            if !chosen.iter().any(|m| m.id == hit.memory.id) {
+                chosen.push(hit.memory);
+                found += 1;
+            }
+        }
+        Ok(chosen)
+    }
+
     /// Stores a memory the user wrote themselves (full confidence).
     pub fn add(&self, actor: &Actor, kind: MemoryKind, content: &str) -> Result<Memory, MemoryError> {
-        let op = MemoryOp::Add { kind, content: content.to_owned(), confidence: 1.0 };
         let index = self.index(actor)?;
         let vector = self.embed_one(content)?;
-        let mut changed = self.apply_one(actor, &index, None, &op, vector)?;
-        changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not stored".into() })
+        let memory = NewMemory { kind, content: content.to_owned(), source_session_id: None };
+        self.insert(actor, &index, memory, 1.0, vector)
     }
 
     /// Replaces a memory's text (and its vector).
     pub fn edit(&self, actor: &Actor, id: MemoryId, content: &str) -> Result<Memory, MemoryError> {
         let index = self.index(actor)?;
-        let op = MemoryOp::Update { id, content: content.to_owned() };
         let vector = self.embed_one(content)?;
-        let mut changed = self.apply_one(actor, &index, None, &op, vector)?;
-        changed.pop().ok_or_else(|| MemoryError::Extraction { reason: "the memory was not changed".into() })
+        self.replace(actor, &index, id, content, vector)
     }
 
     /// Deletes a memory.
     pub fn delete(&self, actor: &Actor, id: MemoryId) -> Result<(), MemoryError> {
         let index = self.index(actor)?;
-        self.apply_one(actor, &index, None, &MemoryOp::Delete { id }, None)?;
-        Ok(())
+        self.remove(actor, &index, id)
     }
 
     /// The acting user's memories with their details as pretty JSON (vectors left out).
     pub fn export_json(&self, actor: &Actor) -> Result<Vec<u8>, MemoryError> {
-        serde_json::to_vec_pretty(&self.list(actor)?)
-            .map_err(|err| MemoryError::Extraction { reason: format!("cannot write the export: {err}") })
+        serde_json::to_vec_pretty(&self.list(actor)?).map_err(|source| MemoryError::Serialize { source })
     }
 
     /// Runs `extractors` over a finished turn and applies what they found, consolidating each
@@ -168,29 +259,32 @@ impl MemoryBank {
                 }
             };
             for op in ops {
-                // The new text's vector, embedded once for both the comparison and the store.
-                let (op, vector) = match op {
+                // The new text's vector is embedded once, for both the comparison and the store.
+                match op {
                     MemoryOp::Add { kind, content, confidence } => {
                         let vector = self.embed_one(&content)?;
-                        match self.consolidate(&index, kind, &content, vector.as_deref()) {
+                        let memory = match self.consolidate(&index, kind, &content, vector.as_deref()) {
                             Decision::Known => {
                                 learned.duplicates += 1;
                                 continue;
                             }
-                            Decision::Supersedes(id) => (MemoryOp::Update { id, content }, vector),
-                            Decision::New => (MemoryOp::Add { kind, content, confidence }, vector),
-                        }
+                            Decision::Supersedes(id) => self.replace(actor, &index, id, &content, vector)?,
+                            Decision::New => {
+                                let memory = NewMemory { kind, content, source_session_id: session };
+                                self.insert(actor, &index, memory, confidence, vector)?
+                            }
+                        };
+                        learned.changed.push(memory);
                     }
                     MemoryOp::Update { id, content } => {
                         let vector = self.embed_one(&content)?;
-                        (MemoryOp::Update { id, content }, vector)
+                        learned.changed.push(self.replace(actor, &index, id, &content, vector)?);
                     }
                     MemoryOp::Delete { id } => {
+                        self.remove(actor, &index, id)?;
                         learned.deleted.push(id);
-                        (MemoryOp::Delete { id }, None)
                     }
-                };
-                learned.changed.extend(self.apply_one(actor, &index, session, &op, vector)?);
+                }
             }
         }
         tracing::debug!(
@@ -244,41 +338,46 @@ impl MemoryBank {
         }
     }
 
-    /// Applies one operation to the store, then to the index; `embedding` is the vector of the
-    /// operation's new text (none for a deletion, or without an embedder).
-    fn apply_one(
+    // Each change goes to the store first and to the index second, so the index never holds
+    // what the store refused. `vector` is the embedding of the new text (none without an
+    // embedder).
+
+    fn insert(
         &self,
         actor: &Actor,
         index: &Mutex<MemoryIndex>,
-        session: Option<SessionId>,
-        op: &MemoryOp,
-        embedding: Option<Vec<f32>>,
-    ) -> Result<Vec<Memory>, MemoryError> {
-        match op {
-            MemoryOp::Add { kind, content, confidence } => {
-                let memory = NewMemory { kind: *kind, content: content.clone(), source_session_id: session };
-                let details =
-                    MemoryDetails { confidence: confidence.clamp(0.0, 1.0), embedding: embedding.clone() };
-                let record = self.store.add_memory_record(actor, &memory, &details)?;
-                lock(index).insert(record.memory.clone(), embedding.as_deref());
-                Ok(vec![record.memory])
-            }
-            MemoryOp::Update { id, content } => {
-                let update = MemoryUpdate {
-                    content: Some(content.clone()),
-                    embedding: Some(embedding.clone()),
-                    ..MemoryUpdate::default()
-                };
-                let record = self.store.update_memory_record(actor, *id, &update)?;
-                lock(index).insert(record.memory.clone(), embedding.as_deref());
-                Ok(vec![record.memory])
-            }
-            MemoryOp::Delete { id } => {
-                self.store.delete_memory(actor, *id)?;
-                lock(index).remove(*id);
-                Ok(Vec::new())
-            }
-        }
+        memory: NewMemory,
+        confidence: f32,
+        vector: Option<Vec<f32>>,
+    ) -> Result<Memory, MemoryError> {
+        let details = MemoryDetails { confidence: confidence.clamp(0.0, 1.0), embedding: vector.clone() };
+        let record = self.store.add_memory_record(actor, &memory, &details)?;
+        lock(index).insert(record.memory.clone(), vector.as_deref());
+        Ok(record.memory)
+    }
+
+    fn replace(
+        &self,
+        actor: &Actor,
+        index: &Mutex<MemoryIndex>,
+        id: MemoryId,
+        content: &str,
+        vector: Option<Vec<f32>>,
+    ) -> Result<Memory, MemoryError> {
+        let update = MemoryUpdate {
+            content: Some(content.to_owned()),
+            embedding: Some(vector.clone()),
+            ..MemoryUpdate::default()
+        };
+        let record = self.store.update_memory_record(actor, id, &update)?;
+        lock(index).insert(record.memory.clone(), vector.as_deref());
+        Ok(record.memory)
+    }
+
+    fn remove(&self, actor: &Actor, index: &Mutex<MemoryIndex>, id: MemoryId) -> Result<(), MemoryError> {
+        self.store.delete_memory(actor, id)?;
+        lock(index).remove(id);
+        Ok(())
     }
 
     /// The user's index, loaded from the store on first use. Memories stored without a vector

@@ -15,6 +15,14 @@ static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the clause pattern compiles")
 });
 
+/// What joins the items of a list: "peanuts, shellfish and penicillin", "英语和一点法语".
+static LIST_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\s*,\s*(?:and\s+)?|\s+and\s+|\s+as\s+well\s+as\s+|\s*&\s*|\s+plus\s+|和|跟|、|，|以及|还有|也会说|还会说",
+    )
+    .expect("the list pattern compiles")
+});
+
 /// Words after which a period does not end a sentence ("Dr. Smith").
 const ABBREVIATIONS: [&str; 10] = ["Mr", "Mrs", "Ms", "Dr", "St", "Mt", "Prof", "Jr", "Sr", "Ft"];
 
@@ -55,6 +63,12 @@ pub(crate) fn clauses(sentence: &str) -> Vec<String> {
         .filter(|clause| !clause.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The items of a list, trimmed, in order; what follows the list comes out as its last items
+/// ("cats, so no pets" gives "cats", "so no pets"), for the caller to stop at.
+pub(crate) fn list_items(list: &str) -> Vec<&str> {
+    LIST_SEPARATOR.split(list).map(str::trim).filter(|item| !item.is_empty()).collect()
 }
 
 struct Sentence<'a> {

@@ -4,14 +4,14 @@
 //! single-valued slot (name, home) updates the memory holding the old one, and a like that
 //! contradicts a stored dislike of the same thing (or the reverse) updates it, so the store
 //! never holds both sides of a contradiction. A request to forget deletes the memories it
-//! names: by their fact ("forget that I like olives") or by the words it names ("forget my
-//! passport number").
+//! names: by their fact ("forget that I like olives"), by topic ("forget my job": every memory
+//! about the user's work), or by the words it names ("forget my passport number").
 
 use modelforge_core::{Memory, MemoryId, MemoryOp};
 
-use crate::fact::Fact;
+use crate::fact::{Fact, Slot};
 use crate::keywords::terms;
-use crate::rules::Said;
+use crate::rules::{Said, Topic, topics_of};
 
 /// What is known so far: stored memories, then facts added earlier in the same turn.
 struct Known {
@@ -24,62 +24,105 @@ struct Known {
 
 /// The operations that bring `existing` up to date with `facts` (in the order they were said).
 pub(crate) fn consolidate(said: impl IntoIterator<Item = Said>, existing: &[Memory]) -> Vec<MemoryOp> {
-    let mut stored: Vec<&Memory> = existing.iter().collect();
-    // Oldest first, so the newest memory of a slot is the one found from the back.
-    stored.sort_by_key(|m| m.created_at);
-    let mut known: Vec<Known> = stored
-        .iter()
-        .filter_map(|m| Fact::parse(&m.content).map(|fact| Known { fact, id: Some(m.id), op: None }))
-        .collect();
-    let mut deleted: Vec<MemoryId> = Vec::new();
-
-    let mut ops = Vec::new();
+    let mut turn = Turn::new(existing);
     for said in said {
-        let fact = match said {
-            Said::Fact(fact) => fact,
-            Said::Forget { facts, phrase } => {
-                // By fact ("forget that I like olives" names the olives memory, whichever way
-                // it was stored) or by the words named ("forget my locker code").
-                let by_fact = |m: &Memory| {
-                    let stored = Fact::parse(&m.content);
-                    facts.iter().any(|f| {
-                        stored
-                            .as_ref()
-                            .is_some_and(|s| f.slot.is_taste() == s.slot.is_taste() && f.same_subject(s))
-                            || contains_terms(&m.content, &f.value)
-                    })
-                };
-                let by_phrase = |m: &Memory| facts.is_empty() && contains_terms(&m.content, &phrase);
-                for memory in stored.iter().filter(|m| by_fact(m) || by_phrase(m)) {
-                    if !deleted.contains(&memory.id) {
-                        deleted.push(memory.id);
-                        ops.push(MemoryOp::Delete { id: memory.id });
-                    }
-                }
-                known.retain(|k| k.id.is_none_or(|id| !deleted.contains(&id)));
-                continue;
-            }
-        };
-        match known.iter().rposition(|k| k.fact.same_subject(&fact)) {
-            Some(i) if known[i].fact.same_as(&fact) => {}
+        match said {
+            Said::Fact(fact) => turn.learn(fact),
+            Said::Forget { facts, phrase, topics } => turn.forget(&facts, &phrase, &topics),
+        }
+    }
+    turn.ops
+}
+
+/// The state of one turn's consolidation.
+struct Turn<'m> {
+    /// The stored memories, oldest first, so the newest memory of a slot is found from the back.
+    stored: Vec<&'m Memory>,
+    known: Vec<Known>,
+    deleted: Vec<MemoryId>,
+    ops: Vec<MemoryOp>,
+}
+
+impl<'m> Turn<'m> {
+    fn new(existing: &'m [Memory]) -> Self {
+        let mut stored: Vec<&Memory> = existing.iter().collect();
+        stored.sort_by_key(|m| m.created_at);
+        let known = stored
+            .iter()
+            .filter_map(|m| Fact::parse(&m.content).map(|fact| Known { fact, id: Some(m.id), op: None }))
+            .collect();
+        Self { stored, known, deleted: Vec::new(), ops: Vec::new() }
+    }
+
+    /// Skips a known fact, updates the memory it revises, or adds it.
+    fn learn(&mut self, fact: Fact) {
+        match self.known.iter().rposition(|k| k.fact.same_subject(&fact)) {
+            Some(i) if self.known[i].fact.same_as(&fact) => {}
             Some(i) => {
-                let entry = &mut known[i];
+                let entry = &mut self.known[i];
                 let content = fact.content();
                 if let Some(op) = entry.op {
-                    set_content(&mut ops[op], content);
+                    set_content(&mut self.ops[op], content);
                 } else if let Some(id) = entry.id {
-                    entry.op = Some(ops.len());
-                    ops.push(MemoryOp::Update { id, content });
+                    entry.op = Some(self.ops.len());
+                    self.ops.push(MemoryOp::Update { id, content });
                 }
                 entry.fact = fact;
             }
             None => {
-                ops.push(MemoryOp::Add { kind: fact.slot.kind(), content: fact.content(), confidence: 1.0 });
-                known.push(Known { fact, id: None, op: Some(ops.len() - 1) });
+                let op = MemoryOp::Add { kind: fact.slot.kind(), content: fact.content(), confidence: 1.0 };
+                self.ops.push(op);
+                self.known.push(Known { fact, id: None, op: Some(self.ops.len() - 1) });
             }
         }
     }
-    ops
+
+    /// Deletes every stored memory the request names.
+    fn forget(&mut self, facts: &[Fact], phrase: &str, topics: &[Topic]) {
+        // A memory rewritten earlier in this turn says what the user says now ("I moved to
+        // Paris, so forget that I live in Lyon").
+        let rewritten: Vec<MemoryId> =
+            self.known.iter().filter(|k| k.op.is_some()).filter_map(|k| k.id).collect();
+        for memory in &self.stored {
+            let named = !rewritten.contains(&memory.id) && forgets(facts, phrase, topics, memory);
+            if named && !self.deleted.contains(&memory.id) {
+                self.deleted.push(memory.id);
+                self.ops.push(MemoryOp::Delete { id: memory.id });
+            }
+        }
+        let deleted = &self.deleted;
+        self.known.retain(|k| k.id.is_none_or(|id| !deleted.contains(&id)));
+    }
+}
+
+/// Whether a request to forget `facts`, `phrase` and `topics` names `memory`.
+///
+/// By topic ("forget my job" names every memory about work); by fact ("forget that I like
+/// olives" names the olives memory, whichever way it was stored, and any taste or free text
+/// that mentions olives, but not "The user's dog is called Olive."); or else by the words
+/// named ("forget my locker code").
+fn forgets(facts: &[Fact], phrase: &str, topics: &[Topic], memory: &Memory) -> bool {
+    if !topics.is_empty() && topics_of(&memory.content).iter().any(|t| topics.contains(t)) {
+        return true;
+    }
+    let stored = Fact::parse(&memory.content);
+    let by_fact = facts.iter().any(|f| match &stored {
+        Some(s) if s.slot != Slot::Remember => names_stored_fact(f, s, &memory.content),
+        _ => contains_terms(&memory.content, &f.value),
+    });
+    by_fact || (facts.is_empty() && topics.is_empty() && contains_terms(&memory.content, phrase))
+}
+
+/// Whether a fact to forget names a stored one: a like or dislike any taste about the same
+/// thing, anything else a fact of its own slot about the same subject; for a slot of one value,
+/// a word of the value must be in common ("forget that I live in Lyon" keeps "lives in Paris").
+fn names_stored_fact(forget: &Fact, stored: &Fact, content: &str) -> bool {
+    let comparable = forget.slot == stored.slot || (forget.slot.is_taste() && stored.slot.is_taste());
+    let mentioned = contains_terms(content, &forget.value);
+    if forget.slot.is_single() {
+        return comparable && mentioned;
+    }
+    comparable && (forget.same_subject(stored) || mentioned)
 }
 
 /// Whether every keyword of `phrase` (at least one) occurs in `content`.

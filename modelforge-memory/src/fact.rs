@@ -9,23 +9,40 @@ use modelforge_core::MemoryKind;
 
 /// What a statement is about.
 ///
-/// Name, home, job and employer hold one value each. Likes and dislikes are keyed by the thing,
-/// so "likes jazz" and "dislikes jazz" compete for the same place. Relatives are keyed by the
-/// relation ("wife", "女儿"); "has" and "remember" statements by their whole value.
+/// Name, home, address, job, employer, workplace, car, first language, answer language and
+/// pronouns hold one value each. Likes and dislikes are keyed by the thing, so "likes jazz" and
+/// "dislikes jazz" compete for the same place. Relatives are keyed by the relation ("wife",
+/// "女儿"); spoken languages by the language, whatever the level ("a bit of French", "fluent
+/// French"); everything else by its whole value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
     Name,
     Home,
+    Address,
     Job,
     Employer,
+    Workplace,
     Relative,
     Has,
     Likes,
     Dislikes,
     Remember,
     Allergy,
+    /// A diagnosed health condition ("type 2 diabetes", "糖尿病").
+    Condition,
+    /// A way of eating ("halal", "gluten-free", "吃素").
+    Diet,
+    /// Something the user does not eat ("pork", "海鲜").
+    Avoids,
     Drives,
+    /// An adjective for who the user is ("vegetarian", "pregnant", "left-handed", "左撇子").
     Trait,
+    /// A language the user speaks, with its level if given ("a bit of French").
+    Language,
+    NativeLanguage,
+    /// The language the user wants answers in.
+    AnswerLanguage,
+    Pronouns,
 }
 
 /// The language of a statement's frame.
@@ -41,56 +58,99 @@ impl Slot {
         match (self, lang) {
             (Slot::Name, Lang::English) => ("The user's name is ", "", "."),
             (Slot::Home, Lang::English) => ("The user lives in ", "", "."),
+            (Slot::Address, Lang::English) => ("The user's address is ", "", "."),
             (Slot::Job, Lang::English) => ("The user works as ", "", "."),
             (Slot::Employer, Lang::English) => ("The user works at ", "", "."),
+            (Slot::Workplace, Lang::English) => ("The user works in ", "", "."),
             (Slot::Relative, Lang::English) => ("The user's ", " is called ", "."),
             (Slot::Has, Lang::English) => ("The user has ", "", "."),
             (Slot::Likes, Lang::English) => ("The user likes ", "", "."),
             (Slot::Dislikes, Lang::English) => ("The user dislikes ", "", "."),
             (Slot::Remember, Lang::English) => ("The user asked me to remember: ", "", "."),
             (Slot::Allergy, Lang::English) => ("The user is allergic to ", "", "."),
+            (Slot::Condition, Lang::English) => ("The user has been diagnosed with ", "", "."),
+            (Slot::Diet, Lang::English) => ("The user's diet is ", "", "."),
+            (Slot::Avoids, Lang::English) => ("The user does not eat ", "", "."),
             (Slot::Drives, Lang::English) => ("The user drives ", "", "."),
             (Slot::Trait, Lang::English) => ("The user is ", "", "."),
+            (Slot::Language, Lang::English) => ("The user speaks ", "", "."),
+            (Slot::NativeLanguage, Lang::English) => ("The user's first language is ", "", "."),
+            (Slot::AnswerLanguage, Lang::English) => ("The user prefers answers in ", "", "."),
+            (Slot::Pronouns, Lang::English) => ("The user's pronouns are ", "", "."),
             (Slot::Name, Lang::Chinese) => ("用户的名字是", "", "。"),
             (Slot::Home, Lang::Chinese) => ("用户住在", "", "。"),
+            (Slot::Address, Lang::Chinese) => ("用户的地址是", "", "。"),
             (Slot::Job, Lang::Chinese) => ("用户的工作是", "", "。"),
             (Slot::Employer, Lang::Chinese) => ("用户在", "", "工作。"),
+            (Slot::Workplace, Lang::Chinese) => ("用户的工作地点是", "", "。"),
             (Slot::Relative, Lang::Chinese) => ("用户的", "叫", "。"),
             (Slot::Has, Lang::Chinese) => ("用户有", "", "。"),
             (Slot::Likes, Lang::Chinese) => ("用户喜欢", "", "。"),
             (Slot::Dislikes, Lang::Chinese) => ("用户不喜欢", "", "。"),
             (Slot::Remember, Lang::Chinese) => ("用户让我记住：", "", "。"),
             (Slot::Allergy, Lang::Chinese) => ("用户对", "", "过敏。"),
+            (Slot::Condition, Lang::Chinese) => ("用户患有", "", "。"),
+            (Slot::Diet, Lang::Chinese) => ("用户的饮食要求是", "", "。"),
+            (Slot::Avoids, Lang::Chinese) => ("用户不吃", "", "。"),
             (Slot::Drives, Lang::Chinese) => ("用户开的车是", "", "。"),
             (Slot::Trait, Lang::Chinese) => ("用户是", "", "。"),
+            (Slot::Language, Lang::Chinese) => ("用户会说", "", "。"),
+            (Slot::NativeLanguage, Lang::Chinese) => ("用户的母语是", "", "。"),
+            (Slot::AnswerLanguage, Lang::Chinese) => ("用户希望用", "", "回答。"),
+            (Slot::Pronouns, Lang::Chinese) => ("用户的代词是", "", "。"),
         }
     }
 
-    /// Parse order: more specific frames first ("用户的名字是" before "用户的…叫", "用户不喜欢"
-    /// before "用户喜欢" cannot clash since prefixes differ, but relatives must come last).
-    const ALL: [Slot; 12] = [
+    /// Parse order: a frame that starts another is tried first ("The user has been diagnosed
+    /// with " before "The user has "); relatives ("The user's … is called") come late, and
+    /// "The user is " and "用户是", the shortest frames, last.
+    const ALL: [Slot; 21] = [
         Slot::Name,
         Slot::Home,
+        Slot::Address,
         Slot::Job,
         Slot::Employer,
+        Slot::Workplace,
+        Slot::Condition,
         Slot::Has,
         Slot::Likes,
         Slot::Dislikes,
+        Slot::Avoids,
         Slot::Remember,
         Slot::Allergy,
         Slot::Drives,
+        Slot::Diet,
+        Slot::Language,
+        Slot::NativeLanguage,
+        Slot::AnswerLanguage,
+        Slot::Pronouns,
         Slot::Relative,
-        // "The user is " and "用户是" are the shortest frames: tried after the others.
         Slot::Trait,
     ];
 
+    /// Who the user is, what keeps them safe and how to address them are profile memories, which
+    /// every session sees; tastes are preferences; the rest are facts found when relevant.
     pub(crate) const fn kind(self) -> MemoryKind {
         match self {
-            Slot::Name | Slot::Home | Slot::Job | Slot::Employer | Slot::Relative | Slot::Has => {
-                MemoryKind::Profile
-            }
             Slot::Likes | Slot::Dislikes => MemoryKind::Preference,
-            Slot::Remember | Slot::Allergy | Slot::Drives | Slot::Trait => MemoryKind::Fact,
+            Slot::Remember | Slot::Drives => MemoryKind::Fact,
+            Slot::Name
+            | Slot::Home
+            | Slot::Address
+            | Slot::Job
+            | Slot::Employer
+            | Slot::Workplace
+            | Slot::Relative
+            | Slot::Has
+            | Slot::Allergy
+            | Slot::Condition
+            | Slot::Diet
+            | Slot::Avoids
+            | Slot::Trait
+            | Slot::Language
+            | Slot::NativeLanguage
+            | Slot::AnswerLanguage
+            | Slot::Pronouns => MemoryKind::Profile,
         }
     }
 
@@ -99,8 +159,20 @@ impl Slot {
     }
 
     /// Slots that hold a single value per user.
-    const fn is_single(self) -> bool {
-        matches!(self, Slot::Name | Slot::Home | Slot::Job | Slot::Employer | Slot::Drives)
+    pub(crate) const fn is_single(self) -> bool {
+        matches!(
+            self,
+            Slot::Name
+                | Slot::Home
+                | Slot::Address
+                | Slot::Job
+                | Slot::Employer
+                | Slot::Workplace
+                | Slot::Drives
+                | Slot::NativeLanguage
+                | Slot::AnswerLanguage
+                | Slot::Pronouns
+        )
     }
 }
 
@@ -147,7 +219,7 @@ impl Fact {
             for slot in Slot::ALL {
                 let (prefix, middle, suffix) = slot.frame(lang);
                 let Some(rest) = content.strip_prefix(prefix) else { continue };
-                let rest = rest.strip_suffix(suffix).unwrap_or(rest).trim();
+                let Some(rest) = strip_frame_suffix(rest, suffix) else { continue };
                 let (key, value) = if middle.is_empty() {
                     ("", rest)
                 } else {
@@ -173,6 +245,7 @@ impl Fact {
         }
         match self.slot {
             _ if self.slot.is_single() => true,
+            Slot::Language => eq_ignore_case(language_of(&self.value), language_of(&other.value)),
             Slot::Relative => relation(&self.key) == relation(&other.key),
             _ => eq_ignore_case(&self.value, &other.value),
         }
@@ -184,6 +257,50 @@ impl Fact {
             && relation(&self.key) == relation(&other.key)
             && eq_ignore_case(&self.value, &other.value)
     }
+}
+
+/// `rest` without the frame's `suffix`. A missing final full stop is forgiven ("The user lives
+/// in Lyon"); missing words are not, since they tell frames apart ("用户对花生过敏" is an
+/// allergy, "用户对乳糖不耐受" is not).
+fn strip_frame_suffix<'a>(rest: &'a str, suffix: &str) -> Option<&'a str> {
+    let words = suffix.trim_end_matches(['.', '。']);
+    let rest = rest
+        .strip_suffix(suffix)
+        .or_else(|| rest.strip_suffix(['.', '。']).unwrap_or(rest).strip_suffix(words))?;
+    Some(rest.trim())
+}
+
+/// Levels said before a language ("a bit of French", "一点法语").
+const LANGUAGE_LEVELS: [&str; 14] = [
+    "a bit of ",
+    "a little ",
+    "some ",
+    "basic ",
+    "conversational ",
+    "fluent ",
+    "native ",
+    "broken ",
+    "一点点",
+    "一点",
+    "一些",
+    "流利的",
+    "简单的",
+    "少量",
+];
+
+/// The language a spoken-language value names, without its level.
+fn language_of(value: &str) -> &str {
+    let mut language = value.trim();
+    while let Some(rest) = LANGUAGE_LEVELS.iter().find_map(|level| strip_prefix_ignore_case(language, level))
+    {
+        language = rest.trim_start();
+    }
+    language
+}
+
+fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &value[prefix.len()..])
 }
 
 /// One word per relation, so "mom" and "mother", "老婆" and "妻子" are the same person.
@@ -240,6 +357,24 @@ mod tests {
             Fact::new(Slot::Allergy, "花生").in_lang(Lang::Chinese),
             Fact::new(Slot::Drives, "白色的比亚迪").in_lang(Lang::Chinese),
             Fact::new(Slot::Trait, "左撇子").in_lang(Lang::Chinese),
+            Fact::new(Slot::Address, "12 Rue Oberkampf"),
+            Fact::new(Slot::Workplace, "Canary Wharf"),
+            Fact::new(Slot::Condition, "type 2 diabetes"),
+            Fact::new(Slot::Diet, "halal"),
+            Fact::new(Slot::Avoids, "pork"),
+            Fact::new(Slot::Language, "a bit of French"),
+            Fact::new(Slot::NativeLanguage, "Tamil"),
+            Fact::new(Slot::AnswerLanguage, "Spanish"),
+            Fact::new(Slot::Pronouns, "they/them"),
+            Fact::new(Slot::Address, "朝阳区建国路88号").in_lang(Lang::Chinese),
+            Fact::new(Slot::Workplace, "陆家嘴").in_lang(Lang::Chinese),
+            Fact::new(Slot::Condition, "糖尿病").in_lang(Lang::Chinese),
+            Fact::new(Slot::Diet, "吃素").in_lang(Lang::Chinese),
+            Fact::new(Slot::Avoids, "猪肉").in_lang(Lang::Chinese),
+            Fact::new(Slot::Language, "粤语").in_lang(Lang::Chinese),
+            Fact::new(Slot::NativeLanguage, "粤语").in_lang(Lang::Chinese),
+            Fact::new(Slot::AnswerLanguage, "中文").in_lang(Lang::Chinese),
+            Fact::new(Slot::Pronouns, "他").in_lang(Lang::Chinese),
         ] {
             assert_eq!(Fact::parse(&fact.content()), Some(fact.clone()), "{}", fact.content());
         }
@@ -251,6 +386,10 @@ mod tests {
         assert_eq!(Fact::parse("The user owns a cat."), None);
         assert_eq!(Fact::parse("The user likes ."), None);
         assert_eq!(Fact::parse("用户的体重很重要。"), None);
+        assert_eq!(Fact::parse("The user lives in Lyon"), Some(Fact::new(Slot::Home, "Lyon")));
+        let allergy = Fact::new(Slot::Allergy, "花生").in_lang(Lang::Chinese);
+        assert_eq!(Fact::parse("用户对花生过敏"), Some(allergy));
+        assert_eq!(Fact::parse("用户对乳糖不耐受。"), None, "the words of a suffix must be there");
     }
 
     #[test]
@@ -268,6 +407,9 @@ mod tests {
         );
         assert!(!wife.same_subject(&Fact::new(Slot::Relative, "Ana").with_key("daughter")));
         assert!(!Fact::new(Slot::Has, "a dog").same_subject(&Fact::new(Slot::Has, "a cat")));
+        let french = Fact::new(Slot::Language, "a bit of French");
+        assert!(french.same_subject(&Fact::new(Slot::Language, "fluent French")));
+        assert!(!french.same_subject(&Fact::new(Slot::Language, "Portuguese")));
         let home = Fact::new(Slot::Home, "上海");
         assert!(home.same_as(&Fact::new(Slot::Home, "上海").in_lang(Lang::Chinese)));
     }

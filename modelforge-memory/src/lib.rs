@@ -2,7 +2,10 @@
 //! per-user knowledge base, find the ones relevant to a new message, and assemble each prompt
 //! from the system prompt, those memories and as much history as fits.
 //!
-//! Four decisions shape the crate.
+//! [`Conversation`] puts it together: the chat turn with memory that the CLI, the server and
+//! the memory evaluation all run, and any app can hold in an `Arc` (see its example).
+//!
+//! Five decisions shape the crate.
 //!
 //! **Extraction starts with rules.** [`RuleExtractor`] recognizes a user's name, home, job,
 //! employer, family, likes, dislikes, allergies, car and a few traits, plus "remember that
@@ -22,6 +25,11 @@
 //! baseline to the share of matching keywords, which is what finds Chinese text and names an
 //! English embedder cannot.
 //!
+//! **Recall a person would trust.** [`MemoryBank::recall`] does not leave the prompt to word
+//! overlap: when all of a user's memories fit their share of the budget, all go in; when they
+//! do not, what keeps the user safe or says who they are (allergies, diet, health, name,
+//! family) goes first, whatever the question, and search decides the rest.
+//!
 //! **Assembly reports what it drops.** A context window is a hard limit. [`assemble_context`]
 //! gives memories at most their share of the budget (25% by default), takes a summary of older
 //! turns ([`summarize`]) when the caller has one, never drops the new message, and returns a
@@ -36,7 +44,7 @@
 //! let ops = RuleExtractor::new().extract(&said, &[])?;
 //! assert_eq!(ops.len(), 2);
 //!
-//! // A store would persist the operations (see `apply_ops`); here they become memories directly.
+//! // A `MemoryBank` would consolidate and store the operations; here they become memories directly.
 //! let user = UserId::new();
 //! let memories: Vec<Memory> = ops
 //!     .into_iter()
@@ -70,26 +78,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+// Library code returns errors; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod apply;
 mod bank;
 mod clauses;
 mod consolidate;
 mod context;
+mod conversation;
 mod fact;
 mod index;
 mod keywords;
 mod llm;
 mod rules;
+mod state;
 mod summary;
 
-pub use apply::apply_ops;
-pub use bank::{ConsolidationOptions, Learned, MemoryBank};
+pub use bank::{ConsolidationOptions, Learned, MemoryBank, RecallOptions};
 pub use context::{
     AssembledContext, ContextBudget, ContextError, ContextReport, ContextRequest, MEMORY_HEADER,
     SUMMARY_HEADER, assemble_context,
 };
+pub use conversation::{
+    ChatError, ChatOptions, Conversation, DEFAULT_SYSTEM_PROMPT, MemoryMode, TurnOutcome,
+};
 pub use index::{Hit, MemoryIndex, SearchOptions};
 pub use llm::{FACTS_GRAMMAR, LlmExtractor};
 pub use rules::RuleExtractor;
+pub use state::{DirStateCache, StateCache};
 pub use summary::{SUMMARY_MAX_TOKENS, summarize};

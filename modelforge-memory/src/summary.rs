@@ -44,7 +44,7 @@ pub fn summarize(
     if !part.is_empty() {
         summary = Some(summarize_part(model, summary.as_deref(), &part)?);
     }
-    summary.ok_or_else(|| MemoryError::Extraction { reason: "there was nothing to summarize".into() })
+    summary.ok_or_else(|| MemoryError::Summary { reason: "there was nothing to summarize".into() })
 }
 
 fn summarize_part(
@@ -62,7 +62,7 @@ fn summarize_part(
     let generation = model.chat(&messages, &params, &mut |_| std::ops::ControlFlow::Continue(()))?;
     let text = generation.text.trim().to_owned();
     if text.is_empty() {
-        return Err(MemoryError::Extraction { reason: "the model wrote an empty summary".into() });
+        return Err(MemoryError::Summary { reason: "the model wrote an empty summary".into() });
     }
     tracing::debug!(tokens = generation.usage.completion_tokens, "summarized part of a conversation");
     Ok(text)

@@ -6,10 +6,10 @@ use std::sync::{Arc, OnceLock};
 
 use modelforge_core::{
     Actor, ChatMessage, Embedder, MemoryError, MemoryExtractor, MemoryKind, MemoryOp, NewMemory, NewUser,
-    SessionStore, StoreError, UserRole,
+    SessionId, SessionStore, StoreError, UserRole,
 };
 use modelforge_engine::BertEmbedder;
-use modelforge_memory::{MemoryBank, RuleExtractor, SearchOptions, apply_ops};
+use modelforge_memory::{MemoryBank, RecallOptions, RuleExtractor, SearchOptions};
 use modelforge_store::{SqliteStore, StoreOptions};
 
 struct Fixture {
@@ -44,47 +44,39 @@ fn embedder() -> Arc<dyn Embedder> {
     EMBEDDER.get_or_init(|| Arc::new(BertEmbedder::load(modelforge_testkit::minilm_dir()).unwrap())).clone()
 }
 
+/// One token per word, like the echo model.
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
 #[test]
-fn apply_ops_adds_updates_and_deletes_and_returns_what_changed() {
+fn recall_takes_everything_that_fits_and_safety_first_when_not_everything_does() {
     let f = fixture();
     let lina = user(&*f.store, "lina");
-    let session = f.store.create_session(&lina, "chat").unwrap().id;
-    let added = apply_ops(
-        &*f.store,
-        &lina,
-        Some(session),
-        &[
-            MemoryOp::Add {
-                kind: MemoryKind::Profile,
-                content: "The user lives in Lyon.".into(),
-                confidence: 1.0,
-            },
-            MemoryOp::Add {
-                kind: MemoryKind::Preference,
-                content: "The user likes jazz.".into(),
-                confidence: 1.0,
-            },
-        ],
-    )
-    .unwrap();
-    assert_eq!(added.len(), 2);
-    assert_eq!(
-        (added[0].kind, added[0].source_session_id, added[0].user_id),
-        (MemoryKind::Profile, Some(session), lina.user_id)
-    );
+    let bank = MemoryBank::new(f.store.clone(), None);
+    let allergy = bank.add(&lina, MemoryKind::Profile, "The user is lactose intolerant.").unwrap();
+    let name = bank.add(&lina, MemoryKind::Profile, "The user's name is Lina.").unwrap();
+    let tennis = bank.add(&lina, MemoryKind::Preference, "The user likes tennis.").unwrap();
+    let question = "What should I cook tonight?";
 
-    let changed = apply_ops(
-        &*f.store,
-        &lina,
-        None,
-        &[
-            MemoryOp::Update { id: added[0].id, content: "The user lives in Paris.".into() },
-            MemoryOp::Delete { id: added[1].id },
-        ],
-    )
-    .unwrap();
-    assert_eq!(changed.len(), 1, "deletions return nothing");
-    assert_eq!(contents(&*f.store, &lina), ["The user lives in Paris."]);
+    let roomy = RecallOptions { budget_tokens: 1000, ..RecallOptions::default() };
+    let all = bank.recall(&lina, question, &roomy, &words).unwrap();
+    assert_eq!(all.len(), 3, "everything fits, so everything is recalled: {all:?}");
+
+    for i in 0..40 {
+        bank.add(&lina, MemoryKind::Fact, &format!("The user once noted errand number {i} of the week."))
+            .unwrap();
+    }
+    let tight = RecallOptions { budget_tokens: 60, ..RecallOptions::default() };
+    let chosen = bank.recall(&lina, question, &tight, &words).unwrap();
+    assert_eq!(chosen[0].id, allergy.id, "what keeps the user safe comes first: {chosen:?}");
+    assert_eq!(chosen[1].id, name.id, "then who they are");
+    assert!(!chosen.iter().any(|m| m.id == tennis.id), "tennis has nothing to do with cooking");
+    let about_tennis = bank.recall(&lina, "any tennis tips?", &tight, &words).unwrap();
+    assert!(about_tennis.iter().any(|m| m.id == tennis.id), "a search hit joins them: {about_tennis:?}");
+
+    let elsewhere = RecallOptions { exclude_session: Some(SessionId::new()), ..roomy };
+    assert_eq!(bank.recall(&lina, question, &elsewhere, &words).unwrap().len(), 43);
 }
 
 #[test]
@@ -92,7 +84,7 @@ fn another_users_memory_is_not_found() {
     let f = fixture();
     let owner = user(&*f.store, "owner");
     let other = user(&*f.store, "other");
-    let bank = MemoryBank::new(Arc::clone(&f.store), None);
+    let bank = MemoryBank::new(f.store.clone(), None);
     let mine = bank.add(&owner, MemoryKind::Fact, "The user has a cat.").unwrap();
 
     let err = bank.delete(&other, mine.id).unwrap_err();
@@ -107,7 +99,7 @@ fn another_users_memory_is_not_found() {
 fn learning_consolidates_moves_repeats_and_forget_requests() {
     let f = fixture();
     let lina = user(&*f.store, "lina");
-    let bank = MemoryBank::new(Arc::clone(&f.store), None);
+    let bank = MemoryBank::new(f.store.clone(), None);
     let rules = RuleExtractor::new();
     let extractors: [&dyn MemoryExtractor; 1] = [&rules];
     let say = |text: &str| bank.learn(&lina, None, &[ChatMessage::user(text)], &extractors).unwrap();
@@ -141,7 +133,7 @@ fn learning_consolidates_moves_repeats_and_forget_requests() {
 fn chinese_memories_are_found_by_chinese_questions() {
     let f = fixture();
     let wang = user(&*f.store, "wang");
-    let bank = MemoryBank::new(Arc::clone(&f.store), None);
+    let bank = MemoryBank::new(f.store.clone(), None);
     let rules = RuleExtractor::new();
     bank.learn(&wang, None, &[ChatMessage::user("我叫王磊，住在上海。我在华为工作。")], &[&rules]).unwrap();
     bank.learn(&wang, None, &[ChatMessage::user("我上个月从上海搬到杭州了。")], &[&rules]).unwrap();
@@ -155,7 +147,7 @@ fn chinese_memories_are_found_by_chinese_questions() {
 fn user_control_add_edit_delete_export_and_reload() {
     let f = fixture();
     let lina = user(&*f.store, "lina");
-    let bank = MemoryBank::new(Arc::clone(&f.store), None);
+    let bank = MemoryBank::new(f.store.clone(), None);
     let added = bank.add(&lina, MemoryKind::Fact, "The user is training for a marathon.").unwrap();
     let edited = bank.edit(&lina, added.id, "The user is training for a half marathon.").unwrap();
     assert_eq!(edited.id, added.id);
@@ -182,7 +174,7 @@ fn user_control_add_edit_delete_export_and_reload() {
 fn the_embedder_finds_memories_by_meaning_and_vectors_are_stored() {
     let f = fixture();
     let lina = user(&*f.store, "lina");
-    let bank = MemoryBank::new(Arc::clone(&f.store), Some(embedder()));
+    let bank = MemoryBank::new(f.store.clone(), Some(embedder()));
     for text in [
         "The user is allergic to peanuts.",
         "The user plays the cello in an orchestra.",
@@ -204,7 +196,7 @@ fn the_embedder_finds_memories_by_meaning_and_vectors_are_stored() {
     assert!(records.iter().all(|r| r.embedding.as_ref().is_some_and(|e| e.len() == 384)));
 
     // A new bank (another process) loads the stored vectors instead of embedding again.
-    let reopened = MemoryBank::new(Arc::clone(&f.store), Some(embedder()));
+    let reopened = MemoryBank::new(f.store.clone(), Some(embedder()));
     let hits = reopened.search(&lina, "What car do I own?", &SearchOptions::default()).unwrap();
     assert_eq!(hits[0].memory.content, "The user drives a blue Volvo.");
     assert!(hits[0].similarity > 0.3, "{hits:?}");
@@ -217,7 +209,7 @@ fn memories_stored_without_vectors_are_embedded_and_saved_on_first_use() {
     let plain =
         NewMemory { kind: MemoryKind::Fact, content: "The user keeps bees.".into(), source_session_id: None };
     f.store.add_memory(&lina, &plain).unwrap();
-    let bank = MemoryBank::new(Arc::clone(&f.store), Some(embedder()));
+    let bank = MemoryBank::new(f.store.clone(), Some(embedder()));
     let hits = bank.search(&lina, "Do I have any insects as a hobby?", &SearchOptions::default()).unwrap();
     assert_eq!(hits[0].memory.content, "The user keeps bees.");
     assert!(f.store.list_memory_records(&lina).unwrap()[0].embedding.is_some(), "the vector was saved");
@@ -229,7 +221,7 @@ fn a_paraphrased_fact_from_the_model_updates_or_is_skipped() {
     // of the same kind replaces the old one.
     let f = fixture();
     let lina = user(&*f.store, "lina");
-    let bank = MemoryBank::new(Arc::clone(&f.store), Some(embedder()));
+    let bank = MemoryBank::new(f.store.clone(), Some(embedder()));
     struct Said(Vec<MemoryOp>);
     impl MemoryExtractor for Said {
         fn name(&self) -> &str {

@@ -195,3 +195,82 @@ fn it_is_an_object_safe_extractor_named_rules() {
     let ops = extractor.extract(&[ChatMessage::user("I hate olives")], &[]).unwrap();
     assert_eq!(ops, [add(MemoryKind::Preference, "The user dislikes olives.")]);
 }
+
+#[test]
+fn what_keeps_the_user_safe_is_a_profile_memory() {
+    let profile = |text: &str, content: &str| {
+        assert_eq!(extract(text, &[]), [add(MemoryKind::Profile, content)], "{text}");
+    };
+    profile("I'm allergic to peanuts.", "The user is allergic to peanuts.");
+    profile("I can't eat shellfish, allergic.", "The user is allergic to shellfish.");
+    profile("我对花生过敏", "用户对花生过敏。");
+    profile("I'm lactose intolerant.", "The user is lactose intolerant.");
+    profile("我乳糖不耐受", "用户是乳糖不耐受者。");
+    profile("I'm vegan.", "The user is vegan.");
+    profile("I only eat halal.", "The user's diet is halal.");
+    profile("I keep kosher.", "The user's diet is kosher.");
+    profile("I'm gluten-free.", "The user's diet is gluten-free.");
+    profile("我吃素。", "用户的饮食要求是吃素。");
+    profile("I don't eat pork.", "The user does not eat pork.");
+    profile("I have type 2 diabetes.", "The user has been diagnosed with type 2 diabetes.");
+    profile("我有糖尿病", "用户患有糖尿病。");
+    profile("I'm pregnant!", "The user is pregnant.");
+    profile("我怀孕了", "用户是孕妇。");
+}
+
+#[test]
+fn lists_who_the_user_is_and_how_to_talk_to_them_are_profile_memories() {
+    let profile = |text: &str, contents: &[&str]| {
+        let expected: Vec<MemoryOp> = contents.iter().map(|c| add(MemoryKind::Profile, c)).collect();
+        assert_eq!(extract(text, &[]), expected, "{text}");
+    };
+    profile("My pronouns are they/them.", &["The user's pronouns are they/them."]);
+    profile(
+        "I speak Portuguese and a bit of French.",
+        &["The user speaks Portuguese.", "The user speaks a bit of French."],
+    );
+    profile("My first language is Tamil.", &["The user's first language is Tamil."]);
+    profile("Please answer in Spanish.", &["The user prefers answers in Spanish."]);
+    profile("我母语是粤语", &["用户的母语是粤语。"]);
+    profile(
+        "I have asthma and epilepsy.",
+        &["The user has been diagnosed with asthma.", "The user has been diagnosed with epilepsy."],
+    );
+    profile("我有糖尿病和高血压。", &["用户患有糖尿病。", "用户患有高血压。"]);
+    profile("我会说英语和一点法语", &["用户会说英语。", "用户会说一点法语。"]);
+    profile("请用中文回答", &["用户希望用中文回答。"]);
+    profile(
+        "My wife is called Ana and we have two kids.",
+        &["The user's wife is called Ana.", "The user has two kids."],
+    );
+    profile("I'm Lina.", &["The user's name is Lina."]);
+}
+
+#[test]
+fn other_peoples_health_and_questions_are_not_about_the_user() {
+    for text in [
+        "My friend is allergic to cats.",
+        "Is it safe to eat peanuts if you're allergic?",
+        "My son has type 2 diabetes.",
+        "I think I might have asthma.",
+        "My wife is pregnant.",
+        "Do you speak Portuguese?",
+        "How do you say thank you in Tamil?",
+        "Please answer in English this time.",
+        "我朋友对花生过敏。",
+        "对花生过敏的人能吃什么？",
+        "我爸有糖尿病。",
+        "请用英文解释一下这个词。",
+    ] {
+        assert_eq!(extract(text, &[]), [], "{text}");
+    }
+}
+
+#[test]
+fn a_new_level_of_a_language_updates_it() {
+    let french = memory_at(1, MemoryKind::Profile, "The user speaks a bit of French.");
+    assert_eq!(
+        extract("I speak fluent French now.", std::slice::from_ref(&french)),
+        [MemoryOp::Update { id: french.id, content: "The user speaks fluent French.".into() }]
+    );
+}

@@ -1,8 +1,12 @@
 //! Persistent users, sessions, messages and memories for ModelForge, with authentication.
 //!
-//! This crate implements [`modelforge_core::SessionStore`] on top of diesel. The embedded
-//! default is `SqliteStore` (feature `sqlite`, on by default): one file in WAL mode, schema
-//! migrations compiled in and applied on open. `PgStore` (feature `postgres`) serves several
+//! This crate implements [`modelforge_core::SessionStore`] on top of diesel: all six of its
+//! slices ([`UserStore`](modelforge_core::UserStore), [`TokenStore`](modelforge_core::TokenStore),
+//! [`ApiKeyStore`](modelforge_core::ApiKeyStore), [`ChatStore`](modelforge_core::ChatStore),
+//! [`MemoryStore`](modelforge_core::MemoryStore), [`ExportStore`](modelforge_core::ExportStore)),
+//! so a store can be shared as the whole `Arc<dyn SessionStore>` or handed to a component as
+//! just the slice it uses. The embedded default is `SqliteStore` (feature `sqlite`, on by
+//! default): one file in WAL mode, schema migrations compiled in and applied on open. `PgStore` (feature `postgres`) serves several
 //! server replicas sharing one PostgreSQL database. Each backend sits behind its own feature
 //! so users compile only the driver they use; both behave the same, and one test suite runs
 //! against both.
@@ -15,7 +19,9 @@
 //! hashed with argon2id, logins of unknown users cost the same as wrong passwords, repeated
 //! failures lock an account with growing waits ([`LockoutPolicy`]), access tokens are
 //! short-lived HS256 JWTs signed with a per-installation key (see [`load_or_create_secret`]),
-//! and refresh tokens rotate on every use and are stored only as hashes.
+//! refresh tokens rotate on every use and are stored only as hashes, and so are the long-lived
+//! API keys of clients that cannot refresh. Installation-wide switches an admin sets (whether
+//! registration is open) live in the database too, so every replica sees the same.
 //!
 //! The central design decision is that every data call takes the acting user
 //! ([`Actor`](modelforge_core::Actor)) and every query filters by it. There is no "get
@@ -25,7 +31,9 @@
 //! ```
 //! # #[cfg(feature = "sqlite")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use modelforge_core::{ChatMessage, NewUser, SessionStore, UserRole};
+//! // On a concrete store, each slice's methods need its trait in scope (on a `dyn SessionStore`
+//! // they do not).
+//! use modelforge_core::{ChatMessage, ChatStore, NewUser, TokenStore, UserRole, UserStore};
 //! use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -55,10 +63,13 @@
 //! # fn main() {}
 //! ```
 #![deny(missing_docs)]
+// Library code returns errors; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 // Password hashing, tokens and input rules are shared by the backends; with no backend
 // feature enabled nothing calls them.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+mod api_key;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod db;
 mod embedding;

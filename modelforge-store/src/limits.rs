@@ -28,6 +28,11 @@ pub const EMBEDDING_MAX_DIMS: usize = 4096;
 pub const SUMMARY_MAX_BYTES: usize = 64 << 10;
 /// Longest session search text, in characters.
 pub const SEARCH_MAX_CHARS: usize = 200;
+/// Longest model name a session may choose, in characters: room for a Hub repository, a file
+/// name and a quantization, as titles have.
+pub const MODEL_MAX_CHARS: usize = 200;
+/// Longest API key name, in characters.
+pub const API_KEY_NAME_MAX_CHARS: usize = 100;
 
 /// The most common passwords (lowercase, one a line, `#` comments), refused at registration
 /// and password change whatever their case.
@@ -119,6 +124,36 @@ pub(crate) fn check_new_title(title: &str) -> Result<(), StoreError> {
         return Err(invalid("title", "must not be blank"));
     }
     check_title(title)
+}
+
+/// A session's model name: not blank, at most 200 characters. `None` (the server's default)
+/// is always allowed.
+pub(crate) fn check_model(model: Option<&str>) -> Result<(), StoreError> {
+    let Some(model) = model else { return Ok(()) };
+    let chars = model.chars().count();
+    if model.trim().is_empty() || chars > MODEL_MAX_CHARS {
+        return Err(invalid(
+            "model",
+            format!("must be 1 to {MODEL_MAX_CHARS} characters long and not blank, got {chars}"),
+        ));
+    }
+    check_no_nul("model", model)
+}
+
+/// An API key's name: not blank, at most 100 characters, no control characters (it is shown
+/// in lists, one line per key).
+pub(crate) fn check_api_key_name(name: &str) -> Result<(), StoreError> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > API_KEY_NAME_MAX_CHARS {
+        return Err(invalid(
+            "name",
+            format!("must be 1 to {API_KEY_NAME_MAX_CHARS} characters long and not blank, got {chars}"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("name", "must not contain control characters"));
+    }
+    Ok(())
 }
 
 /// Session search text: not blank, at most 200 characters.
@@ -276,6 +311,21 @@ mod tests {
         assert_eq!(check_covered_messages(1).unwrap(), 1);
         for bad in [0, u64::MAX] {
             assert_eq!(field_of(check_covered_messages(bad).map(drop)), "covered_messages");
+        }
+    }
+
+    #[test]
+    fn models_and_api_key_names() {
+        assert!(check_model(None).is_ok());
+        assert!(check_model(Some("bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M")).is_ok());
+        assert!(check_model(Some(&"é".repeat(MODEL_MAX_CHARS))).is_ok());
+        for bad in ["", "  ", "a\0b", &"m".repeat(MODEL_MAX_CHARS + 1)] {
+            assert_eq!(field_of(check_model(Some(bad))), "model", "{bad:?}");
+        }
+        assert!(check_api_key_name("laptop editor").is_ok());
+        assert!(check_api_key_name(&"n".repeat(API_KEY_NAME_MAX_CHARS)).is_ok());
+        for bad in ["", " \t ", "two\nlines", "a\0b", &"n".repeat(API_KEY_NAME_MAX_CHARS + 1)] {
+            assert_eq!(field_of(check_api_key_name(bad)), "name", "{bad:?}");
         }
     }
 

@@ -1,5 +1,5 @@
-//! [`PgStore`]: the PostgreSQL implementation of [`SessionStore`](modelforge_core::SessionStore),
-//! for several server replicas sharing one database.
+//! [`PgStore`]: the PostgreSQL implementation of [`SessionStore`](modelforge_core::SessionStore)
+//! (all six of its slices), for several server replicas sharing one database.
 
 use std::fmt;
 
@@ -21,7 +21,7 @@ mod queries;
 
 /// The connection type the shared queries run on.
 type Conn = PgConnection;
-/// The store type the shared `SessionStore` implementation is for.
+/// The store type the shared store-trait implementations are for.
 type Store = PgStore;
 
 /// The schema, compiled into the binary so a store upgrades itself on open.

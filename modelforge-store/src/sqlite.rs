@@ -1,5 +1,5 @@
 //! [`SqliteStore`]: the embedded SQLite implementation of
-//! [`SessionStore`](modelforge_core::SessionStore).
+//! [`SessionStore`](modelforge_core::SessionStore) (all six of its slices).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ mod queries;
 
 /// The connection type the shared queries run on.
 type Conn = SqliteConnection;
-/// The store type the shared `SessionStore` implementation is for.
+/// The store type the shared store-trait implementations are for.
 type Store = SqliteStore;
 
 /// The schema, compiled into the binary so a store upgrades itself on open.
@@ -46,7 +46,9 @@ const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
 /// The file is opened in WAL mode with a 5 s busy timeout and foreign keys enforced, so
 /// readers do not block the writer and deleting a session removes its messages. Writers of
 /// one process take turns on an in-process lock, so heavy concurrent appends never see
-/// "database is locked". Share it as `Arc<dyn SessionStore>` or `Arc<SqliteStore>`.
+/// "database is locked". Share it as `Arc<dyn SessionStore>` or `Arc<SqliteStore>`, or hand
+/// a component one slice of it (`Arc<dyn MemoryStore>`); calling a slice's methods on a
+/// `SqliteStore` itself needs that slice's trait in scope (`use modelforge_core::UserStore`).
 pub struct SqliteStore {
     shared: Shared<SqliteConnection>,
     path: PathBuf,

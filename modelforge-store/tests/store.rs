@@ -16,7 +16,7 @@ mod postgres {
 }
 
 mod backend_specific {
-    use modelforge_core::{SessionStore, StoreError};
+    use modelforge_core::{StoreError, UserStore};
     use modelforge_store::{PgStore, SqliteStore, StoreOptions};
 
     use crate::common::{SECRET, options, postgres_url};

@@ -328,19 +328,7 @@ pub fn smollm2_bytes() -> Arc<Vec<u8>> {
 
 /// A small valid GGUF v3 file with no tensors and `general.name` = `label`.
 pub fn tiny_gguf(label: &str) -> Vec<u8> {
-    let string = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
-    let mut out = b"GGUF".to_vec();
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
-    out.extend_from_slice(&1u64.to_le_bytes()); // metadata entries
-    string(&mut out, "general.name");
-    out.extend_from_slice(&8u32.to_le_bytes()); // a string value
-    string(&mut out, label);
-    out.resize(out.len().next_multiple_of(32), 0);
-    out
+    crate::gguf::GgufBuilder::new().string("general.name", label).build()
 }
 
 /// A small safetensors file whose one tensor is filled with `fill`.

@@ -6,7 +6,11 @@
 //!
 //! [`hub_server`] is a local stand-in for the Hugging Face Hub, for the hub client's tests.
 
+pub mod echo_model;
+pub mod gguf;
 pub mod hub_server;
+pub mod memory_store;
+pub mod prompt_only;
 
 use std::path::PathBuf;
 

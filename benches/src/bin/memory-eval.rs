@@ -1,12 +1,17 @@
 //! Evaluates memory on `benches/data/memory_eval.json` and prints the figures.
 //!
-//! For every conversation a user is made in a scratch SQLite store and given the data set's 100
-//! unrelated memories; then each session is replayed: its questions are searched first (as a
-//! new session would), then its user messages are read by the extractors. Reported: extraction
-//! precision and recall per extractor, forget requests honoured, retrieval recall@5 of the
-//! current answer, stale answers found, and the share of questions whose injected memories
-//! (the search results that fit 25% of a 2048-token prompt) hold the answer. Last, search time
-//! over 100,000 memories of one user.
+//! For every conversation a user is made in a scratch SQLite store and given the data set's
+//! unrelated memories; then each session is replayed through [`Conversation`], the chat turn
+//! the CLI and the server run: its questions are asked first, each in a new session, then its
+//! user messages are sent as turns and learned from. Reported: extraction precision and recall
+//! per extractor, forget requests honoured, retrieval recall@5 of the current answer, stale
+//! answers found, the share of questions whose injected memories (what the turn put into a
+//! 2048-token prompt) hold the answer, and the share of stale or forgotten values kept out of
+//! the prompt. Last, search time over 100,000 memories of one user.
+//!
+//! Prompts are assembled and counted with the real model's tokenizer (SmolLM2 from the test
+//! models unless `--model` says otherwise), but the reply itself is skipped: memory figures do
+//! not depend on it, and generating 1,000 replies would take an hour on a small CPU.
 //!
 //! ```text
 //! cargo run --release -p modelforge-benches --bin memory-eval -- [--llm MODEL.gguf] [--json]
@@ -20,15 +25,15 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use modelforge_core::{
-    Backend, ChatMessage, Embedder, LoadOptions, Memory, MemoryDetails, MemoryExtractor, MemoryId,
-    MemoryKind, NewMemory, NewUser, SessionStore, UserId, UserRole,
+    Backend, Embedder, FinishReason, GenerationParams, LoadOptions, LoadedModel, Memory, MemoryDetails,
+    MemoryExtractor, MemoryId, MemoryKind, NewMemory, NewUser, SessionStore, UserId, UserRole,
 };
 use modelforge_engine::{BertEmbedder, LlamaCppBackend};
 use modelforge_memory::{
-    ContextBudget, ContextRequest, LlmExtractor, MemoryBank, MemoryIndex, RuleExtractor, SearchOptions,
-    assemble_context,
+    ChatOptions, Conversation, LlmExtractor, MemoryBank, MemoryIndex, RuleExtractor, SearchOptions,
 };
 use modelforge_store::{SqliteStore, StoreOptions};
+use modelforge_testkit::prompt_only::PromptOnly;
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser)]
@@ -41,8 +46,12 @@ struct Args {
     /// default: the test models' all-MiniLM-L6-v2. `none` searches by keywords only.
     #[arg(long)]
     embedder: Option<String>,
-    /// A GGUF chat model for the LLM extractor (e.g. the test models' SmolLM2); without it only
-    /// the rule extractor is evaluated.
+    /// The GGUF model whose tokenizer and chat template build the prompts; default: the test
+    /// models' SmolLM2.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Also evaluate the LLM extractor with this GGUF chat model (e.g. the test models'
+    /// SmolLM2); without it only the rule extractor is evaluated.
     #[arg(long)]
     llm: Option<PathBuf>,
     /// With --llm: evaluate the model on every K-th conversation only (it takes seconds per
@@ -65,12 +74,13 @@ struct Args {
 
 #[derive(Deserialize)]
 struct DataSet {
-    conversations: Vec<Conversation>,
+    conversations: Vec<Dialogue>,
     distractors: Vec<String>,
 }
 
+/// One person's conversations, session by session.
 #[derive(Deserialize)]
-struct Conversation {
+struct Dialogue {
     id: String,
     sessions: Vec<SessionData>,
 }
@@ -120,6 +130,7 @@ struct Figures {
     injected_with_answer: usize,
     stale_in_top5: usize,
     stale_questions: usize,
+    stale_or_forgotten_kept_out: usize,
     forgotten_questions: usize,
     forgotten_absent: usize,
     extraction_failures: usize,
@@ -143,6 +154,10 @@ impl Figures {
             "questions": self.questions,
             "stale_answer_in_top5": Self::ratio(self.stale_in_top5, self.stale_questions),
             "forgotten_absent_from_top5": Self::ratio(self.forgotten_absent, self.forgotten_questions),
+            "stale_cleared_from_prompt": Self::ratio(
+                self.stale_or_forgotten_kept_out,
+                self.stale_questions + self.forgotten_questions
+            ),
             "extraction_failures": self.extraction_failures,
             "recall_by_topic": self.by_topic.iter().map(|(t, (found, all))| (t.clone(), serde_json::json!(format!("{found}/{all}")))).collect::<serde_json::Map<_, _>>(),
         })
@@ -157,7 +172,7 @@ struct Run<'a> {
     name: &'static str,
     /// Evaluate every this many conversations.
     every: usize,
-    extractors: Vec<&'a dyn MemoryExtractor>,
+    extractors: Vec<Arc<dyn MemoryExtractor>>,
     /// Topics whose facts count toward recall.
     topics: &'a [&'a str],
 }
@@ -172,18 +187,18 @@ fn main() -> anyhow::Result<()> {
         Some(dir) => Some(Arc::new(BertEmbedder::load(dir)?)),
         None => Some(Arc::new(BertEmbedder::load(modelforge_testkit::minilm_dir())?)),
     };
+    let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
+    let model_path = args.model.clone().unwrap_or_else(modelforge_testkit::smollm2_gguf);
+    // Prompts are built and counted exactly as in a real turn; the reply is a fixed word, since
+    // generating 1,000 replies would take an hour and change no memory figure.
+    let model: Arc<dyn LoadedModel> = Arc::new(PromptOnly::new(
+        LlamaCppBackend::new().load(&model_path, &options)?,
+        "OK.",
+        FinishReason::Stop,
+    ));
     let llm = match &args.llm {
-        Some(path) => {
-            let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            Some(LlamaCppBackend::new().load(path, &options)?)
-        }
+        Some(path) => Some(LlamaCppBackend::new().load(path, &options)?),
         None => None,
-    };
-    let count_tokens = |text: &str| -> usize {
-        match &llm {
-            Some(model) => model.count_tokens(text).unwrap_or(text.len() / 3),
-            None => text.len().div_ceil(3),
-        }
     };
 
     let dir = tempfile::tempdir()?;
@@ -203,19 +218,21 @@ fn main() -> anyhow::Result<()> {
         None => vec![None; data.distractors.len()],
     };
 
-    let rules = RuleExtractor::new();
-    let llm_extractor = llm.as_ref().map(|m| LlmExtractor::new(Arc::clone(m)));
-    let mut runs = vec![Run { name: "rules", every: 1, extractors: vec![&rules], topics: &RULE_TOPICS }];
+    let rules: Arc<dyn MemoryExtractor> = Arc::new(RuleExtractor::new());
+    let llm_extractor: Option<Arc<dyn MemoryExtractor>> =
+        llm.as_ref().map(|m| Arc::new(LlmExtractor::new(Arc::clone(m))) as Arc<dyn MemoryExtractor>);
+    let mut runs =
+        vec![Run { name: "rules", every: 1, extractors: vec![Arc::clone(&rules)], topics: &RULE_TOPICS }];
     const ALL_TOPICS: [&str; 8] =
         ["name", "home", "work", "family", "likes", "dislikes", "remember", "other"];
     if let Some(extractor) = &llm_extractor {
         let every = args.llm_every.max(1);
-        runs.push(Run { name: "llm", every, extractors: vec![extractor], topics: &ALL_TOPICS });
+        runs.push(Run { name: "llm", every, extractors: vec![Arc::clone(extractor)], topics: &ALL_TOPICS });
         if args.combined {
             runs.push(Run {
                 name: "rules+llm",
                 every,
-                extractors: vec![&rules, extractor],
+                extractors: vec![Arc::clone(&rules), Arc::clone(extractor)],
                 topics: &ALL_TOPICS,
             });
         }
@@ -224,7 +241,12 @@ fn main() -> anyhow::Result<()> {
     let mut report = serde_json::Map::new();
     for run in &runs {
         let started = Instant::now();
-        let bank = MemoryBank::new(Arc::clone(&store), embedder.clone());
+        let bank = Arc::new(MemoryBank::new(store.clone(), embedder.clone()));
+        let chat = Conversation::new(Arc::clone(&model), store.clone(), store.clone(), Arc::clone(&bank))
+            .with_options(ChatOptions::default().with_summary(false))
+            .with_extractors(run.extractors.clone());
+        let params = GenerationParams { max_tokens: 256, ..GenerationParams::greedy() };
+        let quiet = &mut |_: &str| std::ops::ControlFlow::Continue(());
         let mut figures = Figures::default();
         let mut conversations = 0;
         for conversation in data.conversations.iter().step_by(run.every) {
@@ -243,21 +265,15 @@ fn main() -> anyhow::Result<()> {
                     let hits = bank.search(&actor, &q.question, &SearchOptions::default())?;
                     let found: Vec<Memory> = hits.into_iter().map(|h| h.memory).collect();
                     figures.questions += 1;
-                    let history = [ChatMessage::user(q.question.as_str())];
-                    let request = ContextRequest {
-                        system_prompt: "You are a helpful assistant.",
-                        memories: &found,
-                        summary: None,
-                        summarized_messages: 0,
-                        history: &history,
-                    };
-                    let injected = assemble_context(&request, &ContextBudget::new(2048, 256), &count_tokens)?;
-                    let injected_text = injected.messages[0].content.clone();
+                    let asked = store.create_session(&actor, "")?;
+                    let outcome = chat.turn(&actor, asked.id, &q.question, &params, quiet)?;
+                    let injected_text: String =
+                        outcome.memories.iter().map(|m| format!("{}\n", m.content)).collect();
                     match (&q.answer, &q.forgotten) {
                         (Some(answer), _) => {
                             let hit = found.iter().any(|m| contains(&m.content, answer));
                             figures.recall_at_5 += usize::from(hit);
-                            let with_answer = injected.messages.len() > 1 && contains(&injected_text, answer);
+                            let with_answer = contains(&injected_text, answer);
                             figures.injected_with_answer += usize::from(with_answer);
                             if !hit && args.verbose {
                                 let any =
@@ -286,7 +302,9 @@ fn main() -> anyhow::Result<()> {
                             figures.forgotten_absent += usize::from(absent);
                             // Nothing to find is the right answer here.
                             figures.recall_at_5 += usize::from(absent);
-                            figures.injected_with_answer += usize::from(!contains(&injected_text, forgotten));
+                            let kept_out = !contains(&injected_text, forgotten);
+                            figures.injected_with_answer += usize::from(kept_out);
+                            figures.stale_or_forgotten_kept_out += usize::from(kept_out);
                         }
                         (None, None) => figures.questions -= 1,
                     }
@@ -294,11 +312,12 @@ fn main() -> anyhow::Result<()> {
                         figures.stale_questions += 1;
                         figures.stale_in_top5 +=
                             usize::from(found.iter().any(|m| contains(&m.content, stale)));
+                        figures.stale_or_forgotten_kept_out += usize::from(!contains(&injected_text, stale));
                     }
                 }
                 for turn in &session_data.turns {
-                    let said = [ChatMessage::user(turn.user.as_str())];
-                    let learned = bank.learn(&actor, Some(session.id), &said, &run.extractors)?;
+                    let outcome = chat.turn(&actor, session.id, &turn.user, &params, quiet)?;
+                    let learned = chat.learn(&actor, &outcome)?;
                     figures.extraction_failures += learned.failures.len();
                     let gold: Vec<&GoldFact> = turn.facts.iter().filter(|f| f.topic != "forget").collect();
                     for memory in &learned.changed {

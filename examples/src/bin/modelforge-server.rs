@@ -1,38 +1,60 @@
-//! `modelforge-server`: an OpenAI-compatible HTTP API over a local model.
+//! `modelforge-server`: the native API, the OpenAI-compatible API and `/metrics` over local
+//! models, on SQLite or on a PostgreSQL database shared by several replicas.
 //!
 //! ```text
-//! modelforge-server --model SmolLM2-135M-Instruct.Q4_1.gguf --addr 127.0.0.1:8080
-//! curl -s localhost:8080/v1/auth/login -d '{"username":"lina","password":"..."}' -H 'content-type: application/json'
-//! curl -s localhost:8080/v1/chat/completions -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-//!      -d '{"messages":[{"role":"user","content":"Hi"}]}'
+//! modelforge-server                                  # serves the local models it finds
+//! modelforge-server --model org/repo:Q4_K_M --addr 127.0.0.1:8080
+//! curl -s localhost:8080/api/auth/register -H 'content-type: application/json' \
+//!      -d '{"username":"lina","password":"a long password"}'
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
-use modelforge_core::LoadOptions;
-use modelforge_examples::server::{AppState, router};
+use modelforge_core::{CachedModel, CancelToken, LoadOptions, MemoryExtractor, ModelHub};
+use modelforge_examples::server::{AppState, ModelPool, Registration, app};
 use modelforge_examples::setup;
-use modelforge_memory::MemoryBank;
+use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, RuleExtractor};
 
-/// Serve a local model over an OpenAI-compatible API.
+/// What a newcomer with no model at all gets, pulled from the Hub on first start.
+const DEFAULT_MODEL: &str = "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M";
+
+/// Serve local models: a native API with users, sessions and memory, and an OpenAI-compatible
+/// API.
 #[derive(Parser)]
 #[command(name = "modelforge-server", version, about)]
 struct Args {
     /// Where users, sessions and models live [default: ~/.local/share/modelforge].
     #[arg(long, env = "MODELFORGE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A GGUF file, or the name of a model under DATA_DIR/models.
+    /// A model to serve (a GGUF file, a name under DATA_DIR/models, or a Hub reference); may be
+    /// given several times, the first is the default. Without it, the local models found are
+    /// served.
     #[arg(long)]
-    model: String,
+    model: Vec<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// Context window in tokens.
+    /// A PostgreSQL database shared by several replicas (then MODELFORGE_JWT_SECRET or
+    /// MODELFORGE_JWT_SECRET_FILE is required) [default: SQLite in DATA_DIR].
+    #[arg(long, env = "MODELFORGE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Whether people may register themselves (an admin can also close it at run time).
+    #[arg(long, value_enum, default_value = "open")]
+    registration: Registration,
+    /// The most models kept in memory; the least recently used is unloaded first.
+    #[arg(long, default_value_t = 2)]
+    max_loaded_models: usize,
+    /// Context window in tokens [default: the model's, at most 4096].
     #[arg(long)]
     ctx_size: Option<u32>,
+    /// Inference threads [default: all cores].
+    #[arg(long)]
+    threads: Option<u32>,
     /// How llama.cpp stores the KV cache.
     #[arg(long, value_enum, default_value = "f16")]
     kv_cache: setup::KvCacheArg,
@@ -40,30 +62,138 @@ struct Args {
     /// --embedder`.
     #[arg(long)]
     embedder: Option<String>,
+    /// The system prompt of every chat.
+    #[arg(long, default_value = modelforge_memory::DEFAULT_SYSTEM_PROMPT)]
+    system: String,
+    /// Also let the model extract memories, besides the rules.
+    #[arg(long)]
+    llm_memory: bool,
+    /// How long running replies may take to finish after Ctrl-C or SIGTERM, in seconds.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace: u64,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MODELFORGE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
-    let data_dir = setup::data_dir(args.data_dir)?;
-    let store = setup::open_store(&data_dir)?;
-    let options = LoadOptions { context_length: args.ctx_size, ..LoadOptions::default() };
-    let model = setup::load_model(&data_dir, &args.model, &options, args.kv_cache)?;
-    let model_id = model.info().name.clone();
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, model = %model_id, "listening");
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", err.chain().map(ToString::to_string).collect::<Vec<_>>().join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let data_dir = setup::data_dir(args.data_dir.clone())?;
+    let store = setup::open_store_at(&data_dir, args.database_url.as_deref())?;
+    let models = models_to_serve(&data_dir, &args.model)?;
+    let default = models.first().map(|m| m.name.clone()).context("no model to serve")?;
+    let options =
+        LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
+    let pool = ModelPool::new(
+        data_dir.clone(),
+        models,
+        default.clone(),
+        options,
+        args.kv_cache,
+        args.max_loaded_models,
+    );
+    let model =
+        tokio::task::block_in_place(|| pool.get(None)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let embedder = setup::open_embedder(&data_dir, args.embedder.as_deref())?;
-    let memory = Arc::new(MemoryBank::new(Arc::clone(&store), embedder));
-    axum::serve(listener, router(AppState { store, model, model_id, memory }))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+    let memory = Arc::new(MemoryBank::new(store.clone(), embedder));
+    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
+    if args.llm_memory {
+        extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
+    }
+    // No state files: llama.cpp keeps recent conversations' prefixes warm in memory.
+    let chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
+        .with_options(ChatOptions::default().with_system_prompt(args.system.as_str()))
+        .with_extractors(extractors);
+    let mut state = AppState::new(store, Arc::new(pool), memory, chat);
+    state.registration = args.registration;
+    state.shared_store = args.database_url.is_some();
+    let replies = Arc::clone(&state.replies);
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, model = %default, "listening");
+    eprintln!("modelforge-server: serving {default} at http://{addr}/ (Ctrl-C to stop)");
+    let grace = Duration::from_secs(args.shutdown_grace);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("modelforge-server: stopping; letting running replies finish (at most {grace:?})");
+            let deadline = tokio::time::Instant::now() + grace;
+            while !replies.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         })
         .await?;
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// The models named on the command line; else the local ones (DATA_DIR/models, the Hugging
+/// Face cache, the test models); else the default model pulled from the Hub.
+fn models_to_serve(data_dir: &std::path::Path, named: &[String]) -> anyhow::Result<Vec<CachedModel>> {
+    if !named.is_empty() {
+        return named.iter().map(|reference| setup::resolve_model(data_dir, reference)).collect();
+    }
+    let found = setup::local_models(data_dir);
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let hub = setup::hub();
+    if std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0") {
+        anyhow::bail!(
+            "no model found and HF_HUB_OFFLINE is set: pass --model FILE.gguf, put a GGUF file in {}, \
+             or `modelforge pull org/repo` while online",
+            setup::catalog(data_dir).models_dir().display()
+        );
+    }
+    eprintln!("no local model found: pulling {DEFAULT_MODEL} from the Hugging Face Hub");
+    let bar = indicatif::ProgressBar::new(0);
+    let mut on_progress = |p: modelforge_core::Progress| {
+        bar.set_length(p.total.unwrap_or(0));
+        bar.set_position(p.downloaded);
+    };
+    let model = hub.pull(DEFAULT_MODEL, &mut on_progress, &CancelToken::new()).with_context(|| {
+        format!(
+            "no local model, and pulling {DEFAULT_MODEL} failed: pass --model FILE.gguf, put a GGUF file in {}, \
+             or `modelforge pull org/repo`",
+            setup::catalog(data_dir).models_dir().display()
+        )
+    })?;
+    bar.finish_and_clear();
+    Ok(vec![model])
 }

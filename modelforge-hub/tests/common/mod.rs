@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use modelforge_testkit::gguf::GgufBuilder;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata};
@@ -15,33 +16,11 @@ pub const FILE_TYPE_Q4_1: u32 = 3;
 /// A minimal valid GGUF v3 file: `general.architecture` = `llama`, optionally
 /// `general.file_type`, and one F32 tensor `weight` of 8 elements.
 pub fn tiny_gguf(file_type: Option<u32>) -> Vec<u8> {
-    fn string(out: &mut Vec<u8>, s: &str) {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(b"GGUF");
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&1u64.to_le_bytes()); // tensors
-    out.extend_from_slice(&(1 + u64::from(file_type.is_some())).to_le_bytes()); // metadata entries
-    string(&mut out, "general.architecture");
-    out.extend_from_slice(&8u32.to_le_bytes()); // string
-    string(&mut out, "llama");
+    let mut gguf = GgufBuilder::new().string("general.architecture", "llama");
     if let Some(file_type) = file_type {
-        string(&mut out, "general.file_type");
-        out.extend_from_slice(&4u32.to_le_bytes()); // u32
-        out.extend_from_slice(&file_type.to_le_bytes());
+        gguf = gguf.u32("general.file_type", file_type);
     }
-    string(&mut out, "weight");
-    out.extend_from_slice(&1u32.to_le_bytes()); // n_dims
-    out.extend_from_slice(&8u64.to_le_bytes()); // dim
-    out.extend_from_slice(&0u32.to_le_bytes()); // F32
-    out.extend_from_slice(&0u64.to_le_bytes()); // offset
-    while out.len() % 32 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(&[0u8; 32]);
-    out
+    gguf.tensor_f32("weight", 8).build()
 }
 
 /// A safetensors file: a u64 little-endian header length, the JSON header, 8 bytes of data.

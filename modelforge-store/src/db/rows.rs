@@ -6,11 +6,12 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use modelforge_core::{
-    Memory, MemoryKind, MemoryRecord, Message, Role, Session, SessionSummary, StoreError, User, UserRole,
+    ApiKey, Memory, MemoryKind, MemoryRecord, Message, Role, Session, SessionSummary, SessionUpdate,
+    StoreError, User, UserRole,
 };
 
 use super::errors::corrupt;
-use super::schema::{memories, messages, refresh_tokens, session_summaries, sessions, users};
+use super::schema::{api_keys, memories, messages, refresh_tokens, session_summaries, sessions, users};
 use crate::embedding;
 
 /// Now, at the microsecond precision the database keeps, so a record returned by a write
@@ -123,6 +124,7 @@ pub(crate) struct SessionRow {
     pub last_message_at: Option<i64>,
     pub last_message_preview: Option<String>,
     pub temporary: bool,
+    pub model: Option<String>,
 }
 
 impl SessionRow {
@@ -138,8 +140,71 @@ impl SessionRow {
             pinned: self.pinned,
             archived: self.archived,
             temporary: self.temporary,
+            model: self.model,
         })
     }
+}
+
+/// The columns a [`SessionUpdate`] changes; `None` leaves a column alone, and `Some(None)`
+/// clears the model.
+#[derive(AsChangeset)]
+#[diesel(table_name = sessions)]
+pub(crate) struct SessionChanges<'a> {
+    pub title: Option<&'a str>,
+    pub updated_at: Option<i64>,
+    pub pinned: Option<bool>,
+    pub archived: Option<bool>,
+    pub temporary: Option<bool>,
+    pub model: Option<Option<&'a str>>,
+}
+
+impl<'a> SessionChanges<'a> {
+    /// The changes of `update`, made at `now`: only a new title moves `updated_at`.
+    pub(crate) fn new(update: &'a SessionUpdate, now: i64) -> Self {
+        Self {
+            title: update.title.as_deref(),
+            updated_at: update.title.as_ref().map(|_| now),
+            pinned: update.pinned,
+            archived: update.archived,
+            temporary: update.temporary,
+            model: update.model.as_ref().map(Option::as_deref),
+        }
+    }
+}
+
+/// An API key as listed: everything but the hash, which is inserted beside it.
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub(crate) struct ApiKeyRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_api_key(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
+            id: parse("an API key id", &self.id)?,
+            user_id: parse("a user id", &self.user_id)?,
+            created_at: timestamp(self.created_at)?,
+            last_used_at: self.last_used_at.map(timestamp).transpose()?,
+            name: self.name,
+            prefix: self.prefix,
+        })
+    }
+}
+
+/// What verifying an API key needs: the key's id and last use, and its owner's state.
+#[derive(Queryable)]
+pub(crate) struct ApiKeyOwnerRow {
+    pub id: String,
+    pub last_used_at: Option<i64>,
+    pub user_id: String,
+    pub role: String,
+    pub disabled: bool,
 }
 
 /// A message row, as stored and as read back.

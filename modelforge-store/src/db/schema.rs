@@ -47,6 +47,7 @@ diesel::table! {
         last_message_at -> Nullable<BigInt>,
         last_message_preview -> Nullable<Text>,
         temporary -> Bool,
+        model -> Nullable<Text>,
     }
 }
 
@@ -85,10 +86,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(messages -> sessions (session_id));
 diesel::joinable!(memories -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(session_summaries -> sessions (session_id));
 diesel::joinable!(session_summaries -> messages (through_message));
 
@@ -98,5 +119,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     messages,
     memories,
-    session_summaries
+    session_summaries,
+    api_keys,
+    settings
 );

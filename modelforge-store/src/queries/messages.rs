@@ -81,14 +81,16 @@ pub(super) fn page(conn: &mut Conn, session: SessionId, page: Page) -> Result<Me
     Ok(MessagePage { messages, next })
 }
 
-/// Deletes the messages after `message` in the owner's session and refreshes the session's
-/// list columns (count, preview); the caller runs this in a write transaction. A conversation
-/// summary through a deleted message goes with it (`ON DELETE CASCADE`).
+/// Deletes the messages after `message` in the owner's session (and `message` itself when
+/// `inclusive`) and refreshes the session's list columns (count, preview); the caller runs
+/// this in a write transaction. A conversation summary through a deleted message goes with
+/// it (`ON DELETE CASCADE`).
 pub(super) fn delete_after(
     conn: &mut Conn,
     owner: UserId,
     session: SessionId,
     message: MessageId,
+    inclusive: bool,
 ) -> Result<u64, StoreError> {
     if !sessions::exists(conn, owner, session)? {
         return Err(sessions::not_found(session));
@@ -101,10 +103,14 @@ pub(super) fn delete_after(
         .optional()
         .map_err(while_("finding a message"))?
         .ok_or_else(|| StoreError::NotFound { what: "message", id: message.to_string() })?;
-    let later = messages::created_at.gt(at).or(messages::created_at.eq(at).and(messages::id.gt(id)));
-    let deleted = delete(messages::table.filter(messages::session_id.eq(session.to_string())).filter(later))
-        .execute(conn)
-        .map_err(while_("deleting messages"))?;
+    let later = messages::created_at.gt(at).or(messages::created_at.eq(at).and(messages::id.gt(&id)));
+    let mut deleted =
+        delete(messages::table.filter(messages::session_id.eq(session.to_string())).filter(later))
+            .execute(conn)
+            .map_err(while_("deleting messages"))?;
+    if inclusive {
+        deleted += delete(messages::table.find(&id)).execute(conn).map_err(while_("deleting a message"))?;
+    }
     let count: i64 = messages::table
         .filter(messages::session_id.eq(session.to_string()))
         .count()

@@ -1,5 +1,5 @@
-//! The queries and the [`SessionStore`](modelforge_core::SessionStore) implementation,
-//! written once and compiled once per backend.
+//! The queries and the implementations of the [`SessionStore`](modelforge_core::SessionStore)
+//! slices (in `api/`, one file per trait), written once and compiled once per backend.
 //!
 //! Each backend module (`sqlite.rs`, `postgres.rs`) includes this directory as its own
 //! `queries` module (`#[path = "queries/mod.rs"]`) after defining the few things that differ:
@@ -13,9 +13,11 @@
 use super::{Conn, Store, lock_users, read_tx, write_tx};
 
 mod api;
+mod api_keys;
 mod memories;
 mod messages;
 mod sessions;
+mod settings;
 mod summaries;
 mod tokens;
 mod transfer;

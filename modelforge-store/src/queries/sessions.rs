@@ -3,11 +3,13 @@
 
 use diesel::prelude::*;
 use diesel::{delete, insert_into, update};
-use modelforge_core::{NewSession, Page, Session, SessionId, SessionPage, SessionQuery, StoreError, UserId};
+use modelforge_core::{
+    NewSession, Page, Session, SessionId, SessionPage, SessionQuery, SessionUpdate, StoreError, UserId,
+};
 
 use super::Conn;
 use crate::db::errors::{db_error, is_foreign_key_violation, while_};
-use crate::db::rows::{SessionRow, now_micros};
+use crate::db::rows::{SessionChanges, SessionRow, now_micros};
 use crate::db::schema::{messages, sessions};
 use crate::db::sql::lower;
 
@@ -53,6 +55,7 @@ pub(super) fn insert(conn: &mut Conn, owner: UserId, new: &NewSession) -> Result
         last_message_at: None,
         last_message_preview: None,
         temporary: new.temporary,
+        model: new.model.clone(),
     };
     insert_row(conn, &row)?;
     row.into_session()
@@ -85,6 +88,9 @@ pub(super) fn list(conn: &mut Conn, owner: UserId, query: &SessionQuery) -> Resu
         .limit(i64::from(limit) + 1)
         .select(SessionRow::as_select())
         .into_boxed();
+    if let Some(pinned) = query.pinned {
+        select = select.filter(sessions::pinned.eq(pinned));
+    }
     if let Some(search) = &query.search {
         let pattern = like_pattern(search);
         let in_messages = messages::table
@@ -118,68 +124,22 @@ pub(super) fn exists(conn: &mut Conn, owner: UserId, id: SessionId) -> Result<bo
         .map_err(while_("checking a session"))
 }
 
-/// Renames a session and marks it updated.
-pub(super) fn rename(
+/// Applies a checked update in one statement (the caller's transaction makes it and the
+/// read-back one change). Only a new title moves `updated_at`.
+pub(super) fn apply_update(
     conn: &mut Conn,
     owner: UserId,
     id: SessionId,
-    title: &str,
+    change: &SessionUpdate,
 ) -> Result<Session, StoreError> {
-    let changed = update(owned(owner, id))
-        .set((sessions::title.eq(title), sessions::updated_at.eq(now_micros())))
-        .execute(conn)
-        .map_err(while_("renaming a session"))?;
-    if changed == 0 {
-        return Err(not_found(id));
+    // Diesel refuses an empty SET clause; an empty update is a read.
+    if change.is_empty() {
+        return get(conn, owner, id);
     }
-    get(conn, owner, id)
-}
-
-/// Pins or unpins a session (not an update of its contents: `updated_at` stays).
-pub(super) fn set_pinned(
-    conn: &mut Conn,
-    owner: UserId,
-    id: SessionId,
-    pinned: bool,
-) -> Result<Session, StoreError> {
     let changed = update(owned(owner, id))
-        .set(sessions::pinned.eq(pinned))
+        .set(SessionChanges::new(change, now_micros()))
         .execute(conn)
-        .map_err(while_("pinning a session"))?;
-    if changed == 0 {
-        return Err(not_found(id));
-    }
-    get(conn, owner, id)
-}
-
-/// Archives or restores a session (`updated_at` stays).
-pub(super) fn set_archived(
-    conn: &mut Conn,
-    owner: UserId,
-    id: SessionId,
-    archived: bool,
-) -> Result<Session, StoreError> {
-    let changed = update(owned(owner, id))
-        .set(sessions::archived.eq(archived))
-        .execute(conn)
-        .map_err(while_("archiving a session"))?;
-    if changed == 0 {
-        return Err(not_found(id));
-    }
-    get(conn, owner, id)
-}
-
-/// Makes a session temporary or ordinary (`updated_at` stays).
-pub(super) fn set_temporary(
-    conn: &mut Conn,
-    owner: UserId,
-    id: SessionId,
-    temporary: bool,
-) -> Result<Session, StoreError> {
-    let changed = update(owned(owner, id))
-        .set(sessions::temporary.eq(temporary))
-        .execute(conn)
-        .map_err(while_("making a session temporary"))?;
+        .map_err(while_("updating a session"))?;
     if changed == 0 {
         return Err(not_found(id));
     }

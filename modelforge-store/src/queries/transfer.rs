@@ -56,6 +56,7 @@ pub(super) fn import(
                 last_message_at: last.map(|row| row.created_at),
                 last_message_preview: last.map(|row| text::preview(&row.content)),
                 temporary: session.temporary,
+                model: session.model.clone(),
             },
         )?;
         messages::insert_rows(conn, &rows)?;

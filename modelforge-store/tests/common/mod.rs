@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use modelforge_core::{Actor, NewUser, SessionStore, User, UserRole};
+use modelforge_core::{Actor, NewUser, SessionStore, StoreError, User, UserRole};
 use modelforge_store::{PgStore, SqliteStore, StoreOptions};
 use tempfile::TempDir;
 
@@ -149,4 +149,33 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Fails unless `result` is [`StoreError::InvalidInput`] naming `field`.
+pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>, field: &str) {
+    match result {
+        Err(StoreError::InvalidInput { field: found, .. }) => assert_eq!(found, field),
+        other => panic!("expected invalid {field}, got {other:?}"),
+    }
+}
+
+/// Fails unless `result` is [`StoreError::NotFound`] for a `what`.
+pub fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::NotFound { what: found, .. }) => assert_eq!(found, what),
+        other => panic!("expected {what} not found, got {other:?}"),
+    }
+}
+
+/// Fails unless `result` is [`StoreError::InvalidToken`].
+pub fn assert_invalid_token<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::InvalidToken { .. })),
+        "expected an invalid token, got {result:?}"
+    );
+}
+
+/// Fails unless `result` is [`StoreError::PermissionDenied`].
+pub fn assert_denied<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(matches!(result, Err(StoreError::PermissionDenied { .. })), "expected a refusal, got {result:?}");
 }

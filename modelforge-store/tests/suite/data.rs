@@ -218,6 +218,32 @@ pub fn messages_after_one_are_deleted_for_regeneration(new_store: Factory) {
     assert_eq!(t.store.list_messages(&lina, other.id).unwrap(), vec![foreign]);
 }
 
+pub fn a_message_and_those_after_it_are_deleted_for_an_edit(new_store: Factory) {
+    let t = new_store();
+    let (_, lina) = t.register("lina");
+    let (_, omar) = t.register("omar");
+    let session = t.store.create_session(&lina, "edit").unwrap();
+    let sent: Vec<_> = (0..4)
+        .map(|i| {
+            t.store.append_message(&lina, session.id, &ChatMessage::user(format!("turn {i}")), None).unwrap()
+        })
+        .collect();
+    t.store.save_session_summary(&lina, session.id, sent[1].id, 2, "turns 0 and 1").unwrap();
+    let foreign = t.store.delete_messages_from(&omar, session.id, sent[0].id);
+    assert!(matches!(foreign, Err(StoreError::NotFound { what: "session", .. })), "{foreign:?}");
+
+    assert_eq!(t.store.delete_messages_from(&lina, session.id, sent[2].id).unwrap(), 2);
+    assert_eq!(t.store.list_messages(&lina, session.id).unwrap(), sent[..2].to_vec());
+    assert!(t.store.session_summary(&lina, session.id).unwrap().is_some(), "it covers kept messages");
+
+    // The first message too: the conversation starts over, and the summary of it goes.
+    assert_eq!(t.store.delete_messages_from(&lina, session.id, sent[0].id).unwrap(), 2);
+    assert!(t.store.list_messages(&lina, session.id).unwrap().is_empty());
+    assert!(t.store.session_summary(&lina, session.id).unwrap().is_none());
+    let after = t.store.get_session(&lina, session.id).unwrap();
+    assert_eq!((after.message_count, after.last_message_preview), (0, None));
+}
+
 pub fn deleting_a_session_deletes_its_messages_and_unlinks_memories(new_store: Factory) {
     let t = new_store();
     let (_, lina) = t.register("lina");

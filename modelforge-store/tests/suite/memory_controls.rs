@@ -38,10 +38,11 @@ pub fn temporary_sessions_are_marked_at_creation_and_can_be_switched(new_store: 
     let private = private.unwrap();
     assert!(private.temporary);
     assert_eq!(private.title, "", "an untitled request stays untitled until the first message");
-    let named = NewSession { title: "named".into(), temporary: false };
+    let named = NewSession { title: "named".into(), temporary: false, model: None };
     assert!(!t.store.create_session_with(&lina, &named).unwrap().temporary);
     assert_invalid(
-        t.store.create_session_with(&lina, &NewSession { title: "a\0b".into(), temporary: true }),
+        t.store
+            .create_session_with(&lina, &NewSession { title: "a\0b".into(), temporary: true, model: None }),
         "title",
     );
 
@@ -72,8 +73,10 @@ pub fn exports_and_imports_keep_temporary_sessions(new_store: Factory) {
     let (_, copy) = t.register("copy");
     let (_, older) = t.register("older");
     let ordinary = t.store.create_session(&lina, "ordinary").unwrap();
-    let private =
-        t.store.create_session_with(&lina, &NewSession { title: "private".into(), temporary: true }).unwrap();
+    let private = t
+        .store
+        .create_session_with(&lina, &NewSession { title: "private".into(), temporary: true, model: None })
+        .unwrap();
     t.store.append_message(&lina, private.id, &ChatMessage::user("hello"), None).unwrap();
 
     let export = t.store.export_user_data(&lina).unwrap();

@@ -1,11 +1,14 @@
 //! The behaviour every store must have, written once. `behaviour_tests!(factory)` turns each
 //! function into a `#[test]` against the stores `factory` makes.
 
+pub mod api_keys;
 pub mod auth;
 pub mod bad_input;
 pub mod concurrency;
 pub mod data;
 pub mod memory_controls;
+pub mod registration;
+pub mod session_settings;
 
 /// Declares one `#[test]` per behaviour, each running it on a store from `$factory`.
 macro_rules! behaviour_tests {
@@ -39,6 +42,7 @@ macro_rules! behaviour_tests {
             data::sessions_are_found_by_title_and_content,
             data::message_pages_and_token_counts,
             data::messages_after_one_are_deleted_for_regeneration,
+            data::a_message_and_those_after_it_are_deleted_for_an_edit,
             data::deleting_a_session_deletes_its_messages_and_unlinks_memories,
             data::memories_keep_kind_confidence_and_embedding,
             data::exports_import_back_with_new_ids,
@@ -57,6 +61,22 @@ macro_rules! behaviour_tests {
             memory_controls::a_summary_through_a_message_of_another_session_is_not_found,
             memory_controls::another_users_session_is_not_found_for_temporary_and_summary_calls,
             memory_controls::deleting_an_account_removes_its_summaries,
+            session_settings::sessions_choose_a_model_at_creation_and_by_update,
+            session_settings::one_update_changes_several_settings_at_once,
+            session_settings::a_refused_session_update_changes_nothing,
+            session_settings::another_users_session_is_not_found_for_updates,
+            session_settings::sessions_are_listed_by_pinned_state,
+            session_settings::exports_and_imports_keep_the_model,
+            api_keys::api_keys_verify_to_their_owner_with_the_current_role,
+            api_keys::a_keys_last_use_is_recorded_at_most_once_a_minute,
+            api_keys::unknown_revoked_and_malformed_keys_are_invalid_tokens,
+            api_keys::revoking_every_token_ends_api_keys_but_a_new_password_does_not,
+            api_keys::disabled_users_keys_stop_verifying_until_enabled,
+            api_keys::another_users_key_is_not_found_like_a_missing_one,
+            api_keys::api_key_names_are_checked,
+            api_keys::deleting_an_account_deletes_its_keys,
+            registration::registration_is_open_until_an_admin_closes_it,
+            registration::a_disabled_or_demoted_admin_cannot_switch_registration,
             concurrency::sixteen_threads_append_500_messages_each,
             concurrency::concurrent_first_registrations_make_one_admin,
             concurrency::concurrent_refreshes_of_one_token_succeed_at_most_once,

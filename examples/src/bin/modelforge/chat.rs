@@ -8,11 +8,13 @@ use clap::Args;
 use std::sync::Arc;
 
 use modelforge_core::{
-    Actor, FinishReason, GenerationParams, LoadOptions, MemoryExtractor, SessionId, SessionStore,
+    Actor, FinishReason, GenerationParams, LoadOptions, MemoryExtractor, NewSession, SessionId, SessionStore,
 };
 use modelforge_examples::setup;
-use modelforge_examples::turn::{self, DEFAULT_SYSTEM_PROMPT, MemoryMode, Turn, TurnOutcome};
-use modelforge_memory::{ContextBudget, Learned, LlmExtractor, MemoryBank, RuleExtractor, SearchOptions};
+use modelforge_memory::{
+    ChatOptions, ContextBudget, Conversation, DEFAULT_SYSTEM_PROMPT, DirStateCache, Learned, LlmExtractor,
+    MemoryBank, MemoryMode, RuleExtractor, TurnOutcome,
+};
 use serde_json::json;
 
 /// Arguments of `modelforge chat`.
@@ -80,8 +82,7 @@ pub struct ChatArgs {
 }
 
 /// Runs `modelforge chat`.
-pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
-    let store = setup::open_store(data_dir)?;
+pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> anyhow::Result<()> {
     // Log in before the slow model load, so a wrong password fails fast.
     let actor = crate::login(store.as_ref(), &args.user)?.actor();
     if let Some(id) = args.session {
@@ -97,70 +98,87 @@ pub fn run(data_dir: &Path, args: ChatArgs) -> anyhow::Result<()> {
         ..GenerationParams::default()
     };
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
-    let bank = MemoryBank::new(Arc::clone(&store), embedder);
-    let rules = RuleExtractor::new();
-    let llm = args.llm_memory.then(|| LlmExtractor::new(Arc::clone(&model)));
-    let mut extractors: Vec<&dyn MemoryExtractor> = vec![&rules];
-    extractors.extend(llm.as_ref().map(|e| e as &dyn MemoryExtractor));
-    let state_dir = data_dir.join("state");
-    let turn = Turn {
-        store: store.as_ref(),
-        model: model.as_ref(),
-        memory: &bank,
-        extractors: &extractors,
-        retrieval: SearchOptions { top_k: args.memories, ..SearchOptions::default() },
-        memory_share: args.memory_share,
-        summarize: !args.no_summary,
-        system_prompt: &args.system,
-        params: &params,
-        state_dir: Some(&state_dir),
-    };
+    let bank = Arc::new(MemoryBank::new(store.clone(), embedder));
+    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
+    if args.llm_memory {
+        extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
+    }
+    let options = ChatOptions::default()
+        .with_system_prompt(args.system.as_str())
+        .with_top_k(args.memories)
+        .with_memory_share(args.memory_share)
+        .with_summary(!args.no_summary);
+    // Each run of the CLI is a new process: the sessions' model state waits in files.
+    let chat = Conversation::new(Arc::clone(&model), store.clone(), store.clone(), bank)
+        .with_options(options)
+        .with_extractors(extractors)
+        .with_state_cache(Arc::new(DirStateCache::new(data_dir.join("state"))));
+    let cli = Cli { chat: &chat, store: store.as_ref(), params: &params, actor };
     match &args.message {
-        Some(message) => one_turn(&turn, &actor, args.session, args.temporary, message, args.json),
+        Some(message) => cli.one_turn(args.session, args.temporary, message, args.json),
         None => Interactive {
-            turn: &turn,
-            actor,
+            cli,
             session: args.session,
             temporary: args.temporary,
             model_path: PathBuf::from(&args.model),
-            state_dir: &state_dir,
         }
         .run(),
     }
 }
 
-fn one_turn(
-    turn: &Turn<'_>,
-    actor: &Actor,
-    session: Option<SessionId>,
-    temporary: bool,
-    message: &str,
-    json: bool,
-) -> anyhow::Result<()> {
-    let session = match session {
-        Some(id) => id,
-        None => turn.new_session(actor, message, temporary)?.id,
-    };
-    let mut stdout = std::io::stdout();
-    let outcome = turn.run(actor, session, message, &mut |piece| {
-        if !json {
-            print!("{piece}");
-            let _ = stdout.flush();
+/// What every command of a chat needs.
+struct Cli<'a> {
+    chat: &'a Conversation,
+    store: &'a dyn SessionStore,
+    params: &'a GenerationParams,
+    actor: Actor,
+}
+
+impl Cli<'_> {
+    /// A new session, titled by its first message.
+    fn new_session(&self, temporary: bool) -> anyhow::Result<SessionId> {
+        let new = NewSession { temporary, ..NewSession::default() };
+        Ok(self.store.create_session_with(&self.actor, &new)?.id)
+    }
+
+    /// Runs one turn, printing the reply as it comes unless `quiet`.
+    fn say(&self, session: SessionId, text: &str, quiet: bool) -> anyhow::Result<TurnOutcome> {
+        let mut stdout = std::io::stdout();
+        let outcome = self.chat.turn(&self.actor, session, text, self.params, &mut |piece| {
+            if !quiet {
+                print!("{piece}");
+                let _ = stdout.flush();
+            }
+            ControlFlow::Continue(())
+        })?;
+        if !quiet {
+            println!();
+            note_finish(&outcome);
         }
-        ControlFlow::Continue(())
-    })?;
-    if !json {
-        println!();
-        note_finish(&outcome);
+        Ok(outcome)
     }
-    // The reply is out; learning comes after it.
-    let learned = turn.learn(actor, &outcome)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&turn_json(&outcome, &learned))?);
-    } else {
-        note_learned(&learned);
+
+    fn one_turn(
+        &self,
+        session: Option<SessionId>,
+        temporary: bool,
+        message: &str,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let session = match session {
+            Some(id) => id,
+            None => self.new_session(temporary)?,
+        };
+        let outcome = self.say(session, message, json)?;
+        // The reply is out; learning comes after it.
+        let learned = self.chat.learn(&self.actor, &outcome)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&turn_json(&outcome, &learned))?);
+        } else {
+            note_learned(&learned);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn turn_json(outcome: &TurnOutcome, learned: &Learned) -> serde_json::Value {
@@ -210,19 +228,20 @@ fn note_learned(learned: &Learned) {
     }
 }
 
-const HELP: &str =
-    "commands: /new  /temporary  /list  /switch ID  /rename TITLE  /delete ID  /memories  /help  /quit";
+const HELP: &str = "commands: /new  /temporary  /list  /switch ID  /rename TITLE  /delete ID  /regenerate  \
+                    /memories  /help  /quit";
 
 /// The interactive loop: reads lines, runs turns, handles slash commands.
 struct Interactive<'a> {
-    turn: &'a Turn<'a>,
-    actor: Actor,
+    cli: Cli<'a>,
     session: Option<SessionId>,
     /// The next new session is temporary.
     temporary: bool,
     model_path: PathBuf,
-    state_dir: &'a Path,
 }
+
+type Learning<'scope> =
+    Option<std::thread::ScopedJoinHandle<'scope, Result<Learned, modelforge_memory::ChatError>>>;
 
 impl Interactive<'_> {
     /// Reads lines until end of input or /quit. Learning from a turn runs on its own thread
@@ -231,18 +250,15 @@ impl Interactive<'_> {
     fn run(mut self) -> anyhow::Result<()> {
         eprintln!("chatting with {} — {HELP}", self.model_path.display());
         let stdin = std::io::stdin();
-        let turn = self.turn;
+        let chat = self.cli.chat;
         std::thread::scope(|scope| {
-            let mut learning: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<Learned>>> = None;
-            let finish =
-                |learning: &mut Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<Learned>>>| {
-                    match learning.take().map(|handle| handle.join()) {
-                        None => {}
-                        Some(Ok(Ok(learned))) => note_learned(&learned),
-                        Some(Ok(Err(err))) => eprintln!("[learning from the turn failed: {err}]"),
-                        Some(Err(_)) => eprintln!("[learning from the turn panicked]"),
-                    }
-                };
+            let mut learning: Learning<'_> = None;
+            let finish = |learning: &mut Learning<'_>| match learning.take().map(|handle| handle.join()) {
+                None => {}
+                Some(Ok(Ok(learned))) => note_learned(&learned),
+                Some(Ok(Err(err))) => eprintln!("[learning from the turn failed: {err}]"),
+                Some(Err(_)) => eprintln!("[learning from the turn panicked]"),
+            };
             loop {
                 eprint!("> ");
                 let mut line = String::new();
@@ -258,11 +274,17 @@ impl Interactive<'_> {
                 let result = match line.strip_prefix('/') {
                     Some(command) => match self.command(command) {
                         Ok(ControlFlow::Break(())) => return Ok(()),
-                        other => other.map(|_| ()),
+                        Ok(ControlFlow::Continue(answered)) => {
+                            let actor = self.cli.actor;
+                            learning =
+                                answered.map(|outcome| scope.spawn(move || chat.learn(&actor, &outcome)));
+                            Ok(())
+                        }
+                        Err(err) => Err(err),
                     },
                     None => self.say(line).map(|outcome| {
-                        let actor = self.actor;
-                        learning = Some(scope.spawn(move || turn.learn(&actor, &outcome)));
+                        let actor = self.cli.actor;
+                        learning = Some(scope.spawn(move || chat.learn(&actor, &outcome)));
                     }),
                 };
                 // A mistake in one command does not end the conversation.
@@ -276,36 +298,26 @@ impl Interactive<'_> {
         })
     }
 
-    fn store(&self) -> &dyn SessionStore {
-        self.turn.store
-    }
-
-    /// Runs one turn and returns it; the caller learns from it.
+    /// Runs one turn in the current session (starting one if needed) and returns it; the
+    /// caller learns from it.
     fn say(&mut self, text: &str) -> anyhow::Result<TurnOutcome> {
         let session = match self.session {
             Some(id) => id,
             None => {
-                let session = self.turn.new_session(&self.actor, text, self.temporary)?;
-                let kind = if session.temporary { "temporary session" } else { "session" };
-                eprintln!("[new {kind} {}]", session.id);
-                self.session = Some(session.id);
-                session.id
+                let id = self.cli.new_session(self.temporary)?;
+                let kind = if self.temporary { "temporary session" } else { "session" };
+                eprintln!("[new {kind} {id}]");
+                self.session = Some(id);
+                id
             }
         };
-        let mut stdout = std::io::stdout();
-        let outcome = self.turn.run(&self.actor, session, text, &mut |piece| {
-            print!("{piece}");
-            let _ = stdout.flush();
-            ControlFlow::Continue(())
-        })?;
-        println!();
-        note_finish(&outcome);
-        Ok(outcome)
+        self.cli.say(session, text, false)
     }
 
-    fn command(&mut self, command: &str) -> anyhow::Result<ControlFlow<()>> {
+    /// Runs a slash command; a command that answers (`/regenerate`) returns its turn.
+    fn command(&mut self, command: &str) -> anyhow::Result<ControlFlow<(), Option<TurnOutcome>>> {
         let (name, arg) = command.split_once(' ').map_or((command, ""), |(n, a)| (n, a.trim()));
-        let store = self.store();
+        let (store, actor) = (self.cli.store, &self.cli.actor);
         match name {
             "quit" | "exit" => return Ok(ControlFlow::Break(())),
             "new" => {
@@ -315,8 +327,8 @@ impl Interactive<'_> {
             }
             "temporary" => match self.session {
                 Some(id) => {
-                    let now = !store.get_session(&self.actor, id)?.temporary;
-                    store.set_session_temporary(&self.actor, id, now)?;
+                    let now = !store.get_session(actor, id)?.temporary;
+                    store.set_session_temporary(actor, id, now)?;
                     eprintln!(
                         "[this session is {}]",
                         if now { "temporary: memory off" } else { "no longer temporary" }
@@ -328,14 +340,14 @@ impl Interactive<'_> {
                 }
             },
             "list" => {
-                for s in store.list_sessions(&self.actor, &Default::default())?.sessions {
+                for s in store.list_sessions(actor, &Default::default())?.sessions {
                     let mark = if Some(s.id) == self.session { "*" } else { " " };
                     println!("{mark} {}  {:>4} msgs  {}", s.id, s.message_count, s.title);
                 }
             }
             "switch" => {
-                let session = store.get_session(&self.actor, arg.parse()?)?;
-                for m in store.list_messages(&self.actor, session.id)?.iter().rev().take(4).rev() {
+                let session = store.get_session(actor, arg.parse()?)?;
+                for m in store.list_messages(actor, session.id)?.iter().rev().take(4).rev() {
                     println!("{}: {}", m.role, m.content);
                 }
                 eprintln!("[switched to {}: {}]", session.id, session.title);
@@ -344,26 +356,39 @@ impl Interactive<'_> {
             "rename" => {
                 let id =
                     self.session.ok_or_else(|| anyhow::anyhow!("no session yet: send a message first"))?;
-                let session = store.rename_session(&self.actor, id, arg)?;
+                let session = store.rename_session(actor, id, arg)?;
                 eprintln!("[renamed to {}]", session.title);
             }
             "delete" => {
                 let id: SessionId = arg.parse()?;
-                store.delete_session(&self.actor, id)?;
-                turn::remove_state(self.state_dir, id);
+                store.delete_session(actor, id)?;
+                self.cli.chat.forget_state(id);
                 if self.session == Some(id) {
                     self.session = None;
                 }
                 eprintln!("[deleted {id}]");
             }
+            "regenerate" => {
+                let id =
+                    self.session.ok_or_else(|| anyhow::anyhow!("no session yet: send a message first"))?;
+                let mut stdout = std::io::stdout();
+                let outcome = self.cli.chat.regenerate(actor, id, self.cli.params, &mut |piece| {
+                    print!("{piece}");
+                    let _ = stdout.flush();
+                    ControlFlow::Continue(())
+                })?;
+                println!();
+                note_finish(&outcome);
+                return Ok(ControlFlow::Continue(Some(outcome)));
+            }
             "memories" => {
-                for m in store.list_memories(&self.actor)? {
+                for m in store.list_memories(actor)? {
                     println!("{}  {:<10} {}", m.id, m.kind.as_str(), m.content);
                 }
             }
             "help" => eprintln!("{HELP}"),
             other => anyhow::bail!("unknown command /{other}; {HELP}"),
         }
-        Ok(ControlFlow::Continue(()))
+        Ok(ControlFlow::Continue(None))
     }
 }

@@ -24,6 +24,10 @@ struct Cli {
     /// Where users, sessions and models live [default: ~/.local/share/modelforge].
     #[arg(long, global = true, env = "MODELFORGE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Use this PostgreSQL database (shared with `modelforge-server` replicas) instead of
+    /// SQLite in DATA_DIR; needs MODELFORGE_JWT_SECRET or MODELFORGE_JWT_SECRET_FILE.
+    #[arg(long, global = true, env = "MODELFORGE_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,9 +116,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = setup::data_dir(cli.data_dir)?;
+    let db = cli.database_url.as_deref();
+    let open_store = || setup::open_store_at(&data_dir, db);
     match cli.command {
         Command::User { command: UserCommand::Add { name, role, email, admin } } => {
-            let store = setup::open_store(&data_dir)?;
+            let store = open_store()?;
             let role: UserRole = role.parse().map_err(anyhow::Error::msg)?;
             // Log the granting admin in first, so a wrong password creates nobody.
             let granter = match (&admin, role) {
@@ -140,10 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created {} `{}` ({})", user.role, user.username, user.id);
             Ok(())
         }
-        Command::Chat(args) => chat::run(&data_dir, args),
+        Command::Chat(args) => chat::run(&data_dir, open_store()?, args),
         Command::Bench(args) => bench::run(args),
         Command::Sessions { user, json } => {
-            let store = setup::open_store(&data_dir)?;
+            let store = open_store()?;
             let actor = login(store.as_ref(), &user)?.actor();
             let all = modelforge_core::SessionQuery {
                 page: modelforge_core::Page::first(modelforge_core::Page::MAX_LIMIT),
@@ -151,7 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             output::sessions(&store.list_sessions(&actor, &all)?.sessions, json)
         }
-        Command::Memories(args) => memories::run(&data_dir, args),
+        Command::Memories(args) => memories::run(&data_dir, open_store()?, args),
         Command::Models { json, command } => models::run(&data_dir, command, json),
         Command::Pull(args) => models::pull(args),
     }

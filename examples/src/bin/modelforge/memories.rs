@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use modelforge_core::{MemoryId, MemoryKind};
+use modelforge_core::{MemoryId, MemoryKind, SessionStore};
 use modelforge_examples::setup;
 use modelforge_memory::{MemoryBank, SearchOptions};
 
@@ -71,9 +71,8 @@ pub enum MemoriesCommand {
 }
 
 /// Runs `modelforge memories`.
-pub fn run(data_dir: &Path, args: MemoriesArgs) -> anyhow::Result<()> {
+pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: MemoriesArgs) -> anyhow::Result<()> {
     let user = args.user.as_deref().ok_or_else(|| anyhow::anyhow!("--user NAME is required"))?;
-    let store = setup::open_store(data_dir)?;
     let actor = crate::login(store.as_ref(), user)?.actor();
     let command = args.command.unwrap_or(MemoriesCommand::List);
     // Only search needs vectors; the other commands keep the embedder (and its load) out.
@@ -83,7 +82,7 @@ pub fn run(data_dir: &Path, args: MemoriesArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let bank = MemoryBank::new(Arc::clone(&store), embedder);
+    let bank = MemoryBank::new(store.clone(), embedder);
     match command {
         MemoriesCommand::List => {
             let memories: Vec<_> = bank.list(&actor)?.into_iter().map(|r| r.memory).collect();

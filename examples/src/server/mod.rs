@@ -1,0 +1,121 @@
+//! The HTTP API of `modelforge-server`: the native API under `/api` (auth, API keys,
+//! sessions, chat with memory over server-sent events, memories, models, admin), the
+//! OpenAI-compatible API under `/v1`, `/health` and `/metrics`.
+//!
+//! Inference and diesel are blocking, so every call into them runs on tokio's blocking pool;
+//! streamed pieces cross back to the async side through [`replies`] and leave as server-sent
+//! events. Cross-cutting concerns (tracing, body limit, panics as JSON) are tower-http layers
+//! around one [`app`] router.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod memories;
+pub mod metrics;
+pub mod models;
+pub mod openai;
+pub mod replies;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use modelforge_core::SessionStore;
+use modelforge_memory::{Conversation, MemoryBank};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use models::ModelPool;
+
+/// Largest request body accepted (chat histories can be long, but not unbounded).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether new users may register themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Until an admin closes it (the first user becomes the admin).
+    #[default]
+    Open,
+    /// Only admins add users (`modelforge user add`).
+    Closed,
+}
+
+/// What every handler can reach. Cheap to clone: everything sits behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    /// Users, tokens, sessions, messages and memories.
+    pub store: Arc<dyn SessionStore>,
+    /// The models the server can serve, loaded on demand.
+    pub models: Arc<ModelPool>,
+    /// The users' memories.
+    pub memory: Arc<MemoryBank>,
+    /// The chat turn (with the default model; [`Conversation::for_model`] for the others).
+    pub chat: Arc<Conversation>,
+    /// Replies being written, for readers who reconnect.
+    pub replies: Arc<replies::Replies>,
+    /// Request and generation figures for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Whether registration is closed by the command line, whatever the store says.
+    pub registration: Registration,
+    /// The store is shared with other server processes (PostgreSQL): caches are re-read
+    /// from it on every turn.
+    pub shared_store: bool,
+}
+
+impl AppState {
+    /// A state over `store` and `models`, with memory in `memory` and chat options in
+    /// `chat`.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        models: Arc<ModelPool>,
+        memory: Arc<MemoryBank>,
+        chat: Conversation,
+    ) -> Self {
+        Self {
+            store,
+            models,
+            memory,
+            chat: Arc::new(chat),
+            replies: Arc::default(),
+            metrics: Arc::default(),
+            registration: Registration::Open,
+            shared_store: false,
+        }
+    }
+}
+
+/// Every route, with the layers around them.
+pub fn app(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    Router::new()
+        .route("/health", get(models::health))
+        .route("/metrics", get(metrics::render))
+        .nest("/api", api())
+        .nest("/v1", openai::routes())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        // Enforced by the body extractors, so an oversized body gets the JSON 413.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn api() -> Router<AppState> {
+    Router::new()
+        .merge(auth::routes())
+        .merge(sessions::routes())
+        .merge(memories::routes())
+        .merge(models::routes())
+        .merge(admin::routes())
+}
+
+/// Runs `f` on the blocking pool: store and model calls block.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}

@@ -1248,3 +1248,82 @@ async fn two_replicas_share_accounts_sessions_and_memories_through_postgresql() 
     assert_eq!(a.call(Method::POST, &stop, &lina, None).await.0, 200);
     assert_eq!(writing.finish().await.done["finish_reason"], "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_pull_models_with_progress_and_remove_them() {
+    use modelforge_testkit::hub_server::{HubServer, QUANTS_REPO};
+    let hub = HubServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let hf_home = dir.path().join("hf").display().to_string();
+    let args: Vec<String> =
+        ["--data-dir", &data, "--model", &model_path(), "--embedder", "none"].map(String::from).to_vec();
+    let env = [("HF_ENDPOINT", hub.url()), ("HF_HUB_OFFLINE", "0".into()), ("HF_HOME", hf_home)];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Process::start(&args, &env, dir.path().join("server.log")).await;
+    let api = &server.api;
+    let admin = token(&api.register("ada").await);
+    let user = token(&api.register("bob").await);
+    let reference = format!("{QUANTS_REPO}:Q8_0");
+
+    let refused = api.post("/api/models/pull", &user, json!({ "ref": reference })).await;
+    assert_error(&refused, 403, "forbidden");
+    let bad = api.post("/api/models/pull", &admin, json!({ "ref": "not a reference!" })).await;
+    assert_error(&bad, 400, "invalid_request");
+
+    let request = api.request(Method::POST, "/api/models/pull", &admin).json(&json!({ "ref": reference }));
+    let mut events = Events::open(request).await;
+    let mut progress = 0;
+    let done = loop {
+        match events.next().await {
+            Some((name, data)) if name == "progress" => {
+                assert!(data["downloaded"].as_u64().unwrap() <= data["total"].as_u64().unwrap(), "{data}");
+                progress += 1;
+            }
+            Some((name, data)) if name == "done" => break data,
+            other => panic!("expected progress then done, got {other:?}"),
+        }
+    };
+    assert!(progress > 0, "progress is reported");
+    let name = text(&done["name"]).to_owned();
+    let listed = api.get("/api/models", &user).await;
+    let names: Vec<&str> = listed.1["data"].as_array().unwrap().iter().map(|m| text(&m["name"])).collect();
+    assert!(names.contains(&name.as_str()), "{names:?} lists {name}");
+
+    let request =
+        api.request(Method::POST, "/api/models/pull", &admin).json(&json!({ "ref": "nobody/nothing-GGUF" }));
+    match Events::open(request).await.next().await {
+        Some((event, data)) if event == "error" => {
+            assert!(text(&data["error"]["message"]).contains("nobody/nothing-GGUF"), "{data}")
+        }
+        other => panic!("expected an error event, got {other:?}"),
+    }
+
+    assert_error(&api.delete(&format!("/api/models/{name}"), &user).await, 403, "forbidden");
+    let removed = api.delete(&format!("/api/models/{name}"), &admin).await;
+    assert_eq!(removed.0, 200, "{:?}", removed.1);
+    let listed = api.get("/api/models", &user).await;
+    assert!(!listed.1["data"].as_array().unwrap().iter().any(|m| text(&m["name"]) == name), "removed");
+}
+
+#[test]
+fn a_server_with_no_model_anywhere_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_modelforge-server"))
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .env_remove("MODELFORGE_DATABASE_URL")
+        .env_remove("HF_HUB_CACHE")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", &empty)
+        .env("MODELFORGE_TEST_MODELS", &empty)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains("--model") && lines[0].contains("modelforge pull"), "{stderr}");
+}

@@ -306,24 +306,24 @@ impl MemoryBank {
     ) -> Decision {
         let options =
             SearchOptions { top_k: self.consolidation.compare_with, min_score: 0.0, keyword_weight: 0.5 };
+        // A rule fact is compared with every memory of the user, not only the most similar:
+        // among many memories, "lives in Berlin" may not rank "lives in Paris" in its top five,
+        // and leaving both would put a stale home into every prompt. A rule fact that no stored
+        // fact speaks about is new, however alike the sentences look ("likes jazz" does not
+        // replace "likes blues").
+        if let Some(new) = Fact::parse(content) {
+            let all = lock(index).memories().to_vec();
+            for memory in all.iter().rev() {
+                if let Some(old) = Fact::parse(&memory.content).filter(|old| new.same_subject(old)) {
+                    return if new.same_as(&old) { Decision::Known } else { Decision::Supersedes(memory.id) };
+                }
+            }
+            return Decision::New;
+        }
         let similar = lock(index).search(content, vector, &options);
         let normalized = normalize(content);
-        let fact = Fact::parse(content);
-        for hit in &similar {
-            if normalize(&hit.memory.content) == normalized {
-                return Decision::Known;
-            }
-            let stored = Fact::parse(&hit.memory.content);
-            if let (Some(new), Some(old)) = (&fact, &stored)
-                && new.same_subject(old)
-            {
-                return if new.same_as(old) { Decision::Known } else { Decision::Supersedes(hit.memory.id) };
-            }
-        }
-        if fact.is_some() {
-            // A rule fact that no stored fact speaks about is new, however alike the sentences
-            // look ("likes jazz" does not replace "likes blues").
-            return Decision::New;
+        if similar.iter().any(|hit| normalize(&hit.memory.content) == normalized) {
+            return Decision::Known;
         }
         let best =
             similar.iter().filter(|_| vector.is_some()).max_by(|a, b| a.similarity.total_cmp(&b.similarity));

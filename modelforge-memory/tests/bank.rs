@@ -250,3 +250,25 @@ fn a_paraphrased_fact_from_the_model_updates_or_is_skipped() {
     let record = &f.store.list_memory_records(&lina).unwrap()[0];
     assert!((record.confidence - 0.9).abs() < 1e-6, "the extractor's confidence is stored");
 }
+
+#[test]
+fn a_move_replaces_the_old_home_however_many_memories_stand_between_them() {
+    let f = fixture();
+    let lina = user(&*f.store, "lina");
+    let bank = MemoryBank::new(f.store.clone(), None);
+    let rules: [&dyn MemoryExtractor; 1] = [&RuleExtractor::new()];
+    bank.learn(&lina, None, &[ChatMessage::user("I live in Paris.")], &rules).unwrap();
+    for i in 0..60 {
+        bank.add(
+            &lina,
+            MemoryKind::Fact,
+            &format!("The user's neighbour number {i} lives in a house with a garden."),
+        )
+        .unwrap();
+    }
+    let learned = bank.learn(&lina, None, &[ChatMessage::user("I just moved to Berlin.")], &rules).unwrap();
+    assert_eq!(learned.changed.len(), 1, "{learned:?}");
+    let homes: Vec<String> =
+        contents(&*f.store, &lina).into_iter().filter(|m| m.starts_with("The user lives")).collect();
+    assert_eq!(homes, ["The user lives in Berlin."], "the stale home is gone");
+}

@@ -112,16 +112,23 @@ impl ModelPool {
     }
 
     /// A 404 unless `name` can be served.
+    /// Reads the catalogue (the disk), so call it on the blocking pool.
     pub fn check_known(&self, name: &str) -> Result<(), ApiError> {
-        if self.is_loaded(name) || self.catalogue().iter().any(|m| m.name == name) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
+        if self.is_loaded(name) {
+            return Ok(());
+        }
+        self.find(name).map(|_| ())
+    }
+
+    /// The catalogue's entry named `name`, or a 404.
+    fn find(&self, name: &str) -> Result<CachedModel, ApiError> {
+        self.catalogue().into_iter().find(|m| m.name == name).ok_or_else(|| {
+            ApiError::new(
                 StatusCode::NOT_FOUND,
                 "model_not_found",
                 format!("no model named `{name}` on this server (GET /api/models lists them)"),
-            ))
-        }
+            )
+        })
     }
 
     /// The model `name` (the default for `None`), loaded now if it is not in memory; the
@@ -135,9 +142,7 @@ impl ModelPool {
         if let Some(model) = self.touch(name) {
             return Ok(model);
         }
-        self.check_known(name)?;
-        let entry = self.catalogue().into_iter().find(|m| m.name == name);
-        let path = entry.map_or_else(|| name.to_owned(), |m| m.path.display().to_string());
+        let path = self.find(name)?.path.display().to_string();
         self.loading.fetch_add(1, Ordering::SeqCst);
         let loaded = setup::load_model(&self.data_dir, &path, &self.options, self.kv_cache);
         self.loading.fetch_sub(1, Ordering::SeqCst);

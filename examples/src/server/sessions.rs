@@ -170,11 +170,11 @@ async fn create(
     Authenticated(actor): Authenticated,
     Body(body): Body<NewSessionBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if let Some(model) = &body.model {
-        state.models.check_known(model)?;
-    }
     let store = state.store.clone();
     blocking(move || {
+        if let Some(model) = &body.model {
+            state.models.check_known(model)?;
+        }
         let new = NewSession { title: body.title, temporary: body.temporary, model: body.model };
         Ok((StatusCode::CREATED, Json(json!(store.create_session_with(&actor, &new)?))))
     })
@@ -202,11 +202,11 @@ async fn update(
     PathParam(id): PathParam<SessionId>,
     Body(patch): Body<SessionPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(Some(model)) = &patch.model {
-        state.models.check_known(model)?;
-    }
     let store = state.store.clone();
     blocking(move || {
+        if let Some(Some(model)) = &patch.model {
+            state.models.check_known(model)?;
+        }
         let update = SessionUpdate {
             title: patch.title,
             pinned: patch.pinned,

@@ -1172,6 +1172,52 @@ async fn the_binary_keeps_registration_closed_honours_its_context_size_and_repor
     assert!(!metrics.contains(&session), "routes, never ids");
 }
 
+/// SIGTERM while a reply is being written: the reply finishes and is stored, new replies and
+/// `/health` get a 503 meanwhile, and the process exits on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_lets_a_running_reply_finish_and_refuses_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args: Vec<String> = ["--embedder", "none", "--shutdown-grace", "600", "--model"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([model_path(), "--data-dir".into(), data.display().to_string()])
+        .collect();
+    let mut server = Process::start(&args, &[], dir.path().join("server.log")).await;
+    let api = server.api.clone();
+    let token = token(&api.register("quinn").await);
+    let (first, second) = (api.session(&token, json!({})).await, api.session(&token, json!({})).await);
+    let mut long = api.start_chat(&token, &first, "Write a long story about a lighthouse.", 120).await;
+    long.piece().await;
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    eventually("/health says the server is stopping", || async { api.get("/health", "").await.0 == 503 })
+        .await;
+    let refused =
+        api.post(&format!("/api/sessions/{second}/messages"), &token, json!({"content": "hi"})).await;
+    assert_error(&refused, 503, "shutting_down");
+
+    let turn = long.finish().await;
+    assert_ne!(turn.done["finish_reason"], "cancelled", "{}", turn.done);
+    let started = Instant::now();
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < PATIENCE, "the server did not exit:\n{}", server.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited}: {}", server.log_text());
+
+    let store = setup::open_store(&data).unwrap();
+    let actor = store.login("quinn", &password_of("quinn")).unwrap().actor();
+    let session: modelforge_core::SessionId = first.parse().unwrap();
+    let stored = store.list_messages(&actor, session).unwrap();
+    assert_eq!(stored.len(), 2, "the finished reply is stored");
+    assert_eq!(stored[1].content, turn.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_accounts_sessions_and_memories_through_postgresql() {
     let url = std::env::var("MODELFORGE_TEST_POSTGRES_URL")

@@ -84,6 +84,7 @@ mod secret;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod text;
+mod token_cache;
 
 pub use jwt::AUDIENCE;
 pub use options::{LockoutPolicy, StoreOptions};

@@ -24,6 +24,11 @@ pub struct StoreOptions {
     pub refresh_token_ttl: Duration,
     /// When repeated failed logins lock an account, and for how long.
     pub lockout: LockoutPolicy,
+    /// How long a token check may reuse what it read about the user (exists, enabled, role,
+    /// token version). Changes made through this store apply at once; changes made by another
+    /// process on the same database (a second replica) apply within this time. Zero reads the
+    /// database on every check. Default: [`DEFAULT_AUTH_CACHE_TTL`](Self::DEFAULT_AUTH_CACHE_TTL).
+    pub auth_cache_ttl: Duration,
 }
 
 /// Throttling of password guessing: after `max_failures` failed logins in a row an account
@@ -71,6 +76,8 @@ impl StoreOptions {
     pub const DEFAULT_ISSUER: &'static str = "modelforge";
     /// The default lifetime of a refresh token: 30 days.
     pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// The default [`auth_cache_ttl`](Self::auth_cache_ttl): one second.
+    pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
     /// The shortest accepted signing key, in bytes (256 bits, the HS256 output size).
     pub const MIN_SECRET_LEN: usize = 32;
 
@@ -85,6 +92,7 @@ impl StoreOptions {
             issuer: Self::DEFAULT_ISSUER.to_owned(),
             refresh_token_ttl: Self::DEFAULT_REFRESH_TOKEN_TTL,
             lockout: LockoutPolicy::default(),
+            auth_cache_ttl: Self::DEFAULT_AUTH_CACHE_TTL,
         }
     }
 
@@ -118,6 +126,7 @@ impl fmt::Debug for StoreOptions {
             .field("issuer", &self.issuer)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("lockout", &self.lockout)
+            .field("auth_cache_ttl", &self.auth_cache_ttl)
             .finish()
     }
 }

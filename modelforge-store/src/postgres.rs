@@ -13,6 +13,7 @@ use crate::db::errors::{TxError, db_error};
 use crate::db::pool::Shared;
 use crate::jwt::TokenKeys;
 use crate::options::StoreOptions;
+use crate::token_cache::TokenStateCache;
 
 // Compiled once per backend on purpose; see `queries/mod.rs`.
 #[allow(clippy::duplicate_mod)]
@@ -110,7 +111,8 @@ impl PgStore {
             source: Box::new(err),
         })?;
         tracing::debug!(%location, "opened the store");
-        let shared = Shared { pool, keys, options, location, write_lock: None };
+        let token_states = TokenStateCache::new(options.auth_cache_ttl);
+        let shared = Shared { pool, keys, options, location, write_lock: None, token_states };
         Ok(PgStore { shared, url: url.to_owned(), schema, drop_schema_on_drop })
     }
 }

@@ -15,6 +15,7 @@ use crate::db::errors::{TxError, db_error};
 use crate::db::pool::Shared;
 use crate::jwt::TokenKeys;
 use crate::options::StoreOptions;
+use crate::token_cache::TokenStateCache;
 
 // Compiled once per backend on purpose; see `queries/mod.rs`.
 #[allow(clippy::duplicate_mod)]
@@ -83,6 +84,7 @@ impl SqliteStore {
         let shared = Shared {
             pool,
             keys,
+            token_states: TokenStateCache::new(options.auth_cache_ttl),
             options,
             location: path.display().to_string(),
             write_lock: Some(Mutex::new(())),
@@ -136,6 +138,9 @@ fn open_pool(url: &str, path: &Path) -> Result<Pool<ConnectionManager<SqliteConn
     Pool::builder()
         .max_size(MAX_CONNECTIONS)
         .min_idle(Some(1))
+        // A file on the local disk does not drop connections: r2d2's `SELECT 1` before every
+        // checkout would be a second query per request for nothing.
+        .test_on_check_out(false)
         .connection_customizer(Box::new(Pragmas))
         .build(ConnectionManager::new(url))
         .map_err(|err| StoreError::Database {

@@ -43,6 +43,7 @@ use modelforge_core::{ChatMessage, GenerationParams, LoadOptions, LoadedModel, S
 use modelforge_examples::server::{AppState, ModelPool, app};
 use modelforge_examples::setup;
 use modelforge_memory::{Conversation, DEFAULT_SYSTEM_PROMPT, MemoryBank};
+use modelforge_store::{SqliteStore, StoreOptions, load_or_create_secret};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
@@ -61,6 +62,26 @@ struct Args {
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// How long token checks reuse what they read about the user, in milliseconds
+    /// [default: the store's default]; 0 reads the database on every request.
+    #[arg(long)]
+    auth_cache_ttl_ms: Option<u64>,
+    /// Measure only these figures (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Figure>,
+}
+
+/// The figures, for `--only`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Figure {
+    /// 1: time to first token of a second turn (KV reuse across HTTP requests).
+    KvReuse,
+    /// 2: one stream's tokens/s against the model directly.
+    Stream,
+    /// 3: eight sessions at once against one.
+    Concurrency,
+    /// 4: session-list latency under 50 clients.
+    List,
 }
 
 const PASSWORD: &str = "bench-password-42";
@@ -92,7 +113,12 @@ fn main() -> anyhow::Result<()> {
         args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u32));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
-    let store = setup::open_store(dir.path())?;
+    let mut store_options = StoreOptions::with_secret(load_or_create_secret(dir.path())?);
+    if let Some(ms) = args.auth_cache_ttl_ms {
+        store_options.auth_cache_ttl = Duration::from_millis(ms);
+    }
+    let store: Arc<dyn SessionStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("chat.db"), store_options)?);
     let path = modelforge_testkit::smollm2_gguf();
     let options = LoadOptions {
         context_length: Some(CONTEXT_LENGTH),
@@ -108,10 +134,19 @@ fn main() -> anyhow::Result<()> {
     let bench = Bench { rt, api, store, model, runs: args.runs };
 
     let mut report = Report::default();
-    bench.kv_reuse(args.history_tokens, &mut report)?;
-    bench.stream_speed(&mut report)?;
-    bench.concurrency(&mut report)?;
-    bench.list_latency(&mut report)?;
+    let wanted = |figure| args.only.is_empty() || args.only.contains(&figure);
+    if wanted(Figure::KvReuse) {
+        bench.kv_reuse(args.history_tokens, &mut report)?;
+    }
+    if wanted(Figure::Stream) {
+        bench.stream_speed(&mut report)?;
+    }
+    if wanted(Figure::Concurrency) {
+        bench.concurrency(&mut report)?;
+    }
+    if wanted(Figure::List) {
+        bench.list_latency(&mut report)?;
+    }
     let setup = json!({
         "model": path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "threads": threads,
@@ -454,8 +489,19 @@ impl Bench {
         self.rt.block_on(self.list_from_clients(&token, LIST_CLIENTS, 1))?;
         let mut alone = self.rt.block_on(self.list_from_clients(&token, 1, LIST_REQUESTS))?;
         let started = Instant::now();
+        let cpu_before = process_cpu_seconds();
         let mut latencies = self.rt.block_on(self.list_from_clients(&token, LIST_CLIENTS, LIST_REQUESTS))?;
         let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
+            // Server and clients share this process: the CPU one request costs both sides.
+            let per_request = (after - before) / latencies.len() as f64 * 1e3;
+            report.detail(
+                "list.cpu_ms_per_request",
+                "Session list: CPU per request (server + client)",
+                per_request,
+                "ms",
+            );
+        }
         let label = "Session list: one client alone, p50 / p99";
         report.detail("list.alone_p50_ms", label, percentile_ms(&mut alone, 0.5), "");
         report.detail("list.alone_p99_ms", "", percentile_ms(&mut alone, 0.99), "ms");
@@ -509,6 +555,18 @@ async fn list_sessions(http: &reqwest::Client, url: &str, token: &str) -> anyhow
 
 fn story(subject: &str) -> String {
     format!("Write a long story about {subject}.")
+}
+
+/// User plus system CPU time of this process so far (every thread), from `/proc/self/stat`;
+/// `None` where there is no such file. Unlike latency, CPU per request hardly moves when
+/// other programs load the machine.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux ABI Rust targets.
+    Some(ticks / 100.0)
 }
 
 /// The `q` quantile (nearest rank) of `times`, in milliseconds.

@@ -73,6 +73,9 @@ struct Args {
     shutdown_grace: u64,
 }
 
+/// After the running replies are done, how long open connections get to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -129,16 +132,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%addr, model = %default, "listening");
     eprintln!("modelforge-server: serving {default} at http://{addr}/ (Ctrl-C to stop)");
     let grace = Duration::from_secs(args.shutdown_grace);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            eprintln!("modelforge-server: stopping; letting running replies finish (at most {grace:?})");
-            let deadline = tokio::time::Instant::now() + grace;
-            while !replies.is_empty() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await?;
+    let (drained, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // New replies get a 503 and /health says so; running ones go on.
+        replies.close();
+        eprintln!("modelforge-server: stopping; letting running replies finish (at most {grace:?})");
+        let deadline = tokio::time::Instant::now() + grace;
+        while !replies.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = drained.send(());
+    });
+    // axum then waits for every open connection; a stream that outlives the grace period
+    // (an OpenAI client reading a long completion) must not keep the process alive.
+    let bounded = async {
+        if drained_rx.await.is_ok() {
+            tokio::time::sleep(CLOSE_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = bounded => eprintln!("modelforge-server: stopped with connections still open"),
+    }
     Ok(())
 }
 

@@ -113,6 +113,23 @@ fn api() -> Router<AppState> {
         .merge(admin::routes())
 }
 
+/// A list answer, `{"data": [...], "next_offset": n|null}`, serialized straight from the
+/// items (no `serde_json::Value` tree in between: the session list is the hottest route).
+#[derive(serde::Serialize)]
+pub struct Listing<T> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next_offset: Option<u64>,
+}
+
+impl<T> Listing<T> {
+    /// Every item, on one page.
+    pub fn all(data: Vec<T>) -> Self {
+        Self { data, next_offset: None }
+    }
+}
+
 /// Runs `f` on the blocking pool: store and model calls block.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

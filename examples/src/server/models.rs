@@ -187,6 +187,10 @@ impl ModelPool {
 
 /// `GET /health`: 200 when a model answers, 503 with the reason while one loads.
 pub async fn health(State(state): State<AppState>) -> Response {
+    if state.replies.is_closed() {
+        let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is stopping");
+        return error.into_response();
+    }
     let loaded = state.models.loaded_count();
     if state.models.is_loading() && loaded == 0 {
         let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "model_loading", "a model is loading");

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,6 +24,8 @@ use super::ApiError;
 #[derive(Default)]
 pub struct Replies {
     writing: Mutex<HashMap<SessionId, Arc<Reply>>>,
+    /// Set when the server is stopping: running replies finish, new ones are refused.
+    closed: AtomicBool,
 }
 
 /// One reply: the text so far and how it ended.
@@ -46,6 +49,13 @@ impl Replies {
     /// one-reply-at-a-time rule a person sees in every chat page).
     pub fn start(&self, session: SessionId, owner: UserId) -> Result<Arc<Reply>, ApiError> {
         let mut writing = lock(&self.writing);
+        if self.is_closed() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is stopping; send the message again in a moment",
+            ));
+        }
         if writing.contains_key(&session) {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
@@ -68,6 +78,18 @@ impl Replies {
     /// Forgets `session`'s reply once it is finished and stored.
     pub fn end(&self, session: SessionId) {
         lock(&self.writing).remove(&session);
+    }
+
+    /// Refuses new replies from now on (the server is stopping); running ones go on.
+    pub fn close(&self) {
+        // Under the lock, so no reply can start between the flag and a caller's `is_empty`.
+        let _writing = lock(&self.writing);
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// How many replies are being written.

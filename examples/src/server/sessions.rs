@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use modelforge_core::{
-    Actor, GenerationParams, MessageId, NewSession, Page, SessionId, SessionQuery, SessionUpdate,
+    Actor, GenerationParams, MessageId, NewSession, Page, Session, SessionId, SessionQuery, SessionUpdate,
 };
 use modelforge_memory::TurnOutcome;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::auth::Authenticated;
 use super::error::{Body, PathParam, QueryParams};
-use super::{ApiError, AppState, blocking};
+use super::{ApiError, AppState, Listing, blocking};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -149,7 +149,7 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(actor): Authenticated,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Listing<Session>>, ApiError> {
     let page = page(q.limit, q.offset)?;
     let query = SessionQuery {
         search: q.query.filter(|s| !s.trim().is_empty()),
@@ -160,7 +160,7 @@ async fn list(
     let store = state.store.clone();
     blocking(move || {
         let found = store.list_sessions(&actor, &query)?;
-        Ok(Json(json!({ "data": found.sessions, "next_offset": found.next.map(|p| p.offset) })))
+        Ok(Json(Listing { data: found.sessions, next_offset: found.next.map(|p| p.offset) }))
     })
     .await
 }

@@ -8,6 +8,7 @@ use modelforge_core::StoreError;
 
 use crate::jwt::TokenKeys;
 use crate::options::StoreOptions;
+use crate::token_cache::TokenStateCache;
 
 /// A pooled connection of type `C`.
 pub(crate) type Conn<C> = PooledConnection<ConnectionManager<C>>;
@@ -23,6 +24,8 @@ pub(crate) struct Shared<C: R2D2Connection + 'static> {
     /// spinning in SQLite's busy handler, which is unfair under contention. `None` for
     /// PostgreSQL, which locks rows.
     pub write_lock: Option<Mutex<()>>,
+    /// What token checks read about users, for a moment.
+    pub token_states: TokenStateCache,
 }
 
 impl<C: R2D2Connection + 'static> Shared<C> {

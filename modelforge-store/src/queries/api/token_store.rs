@@ -8,6 +8,7 @@ use super::super::{Store, api_keys, tokens, users};
 use super::{Refreshed, refused};
 use crate::db::rows::now_micros;
 use crate::refresh;
+use crate::token_cache::TokenState;
 
 impl TokenStore for Store {
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id))]
@@ -89,22 +90,32 @@ impl TokenStore for Store {
 
     /// Also checks that the user still exists, is enabled and has not revoked the token, and
     /// takes the role from the database, so a role change applies to tokens already issued.
+    /// What it reads is reused for [`StoreOptions::auth_cache_ttl`](crate::StoreOptions).
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = Empty))]
     fn verify_token(&self, token: &str) -> Result<Actor, StoreError> {
         let claimed = self.shared.keys.verify(token)?;
         let user_id = claimed.actor.user_id;
         tracing::Span::current().record("user_id", tracing::field::display(user_id));
-        let state = self
-            .query(|conn| users::token_state(conn, user_id))?
-            .ok_or_else(|| refused("the token's user no longer exists"))?;
+        let state = match self.shared.token_states.get(user_id) {
+            Some(state) => state,
+            None => {
+                let row = self
+                    .query(|conn| users::token_state(conn, user_id))?
+                    .ok_or_else(|| refused("the token's user no longer exists"))?;
+                let role =
+                    row.role.parse().map_err(|_| crate::db::errors::corrupt("a user role", &row.role))?;
+                let state = TokenState { role, disabled: row.disabled, token_version: row.token_version };
+                self.shared.token_states.put(user_id, state);
+                state
+            }
+        };
         if state.disabled {
             return Err(refused("the account is disabled"));
         }
         if state.token_version != claimed.token_version {
             return Err(refused("the token has been revoked"));
         }
-        let role = state.role.parse().map_err(|_| crate::db::errors::corrupt("a user role", &state.role))?;
-        Ok(Actor { user_id, role })
+        Ok(Actor { user_id, role: state.role })
     }
 
     /// API keys go too: this is the way out for a compromised account.
@@ -118,6 +129,7 @@ impl TokenStore for Store {
             tokens::revoke_user(conn, user, now_micros())?;
             api_keys::remove_all(conn, user)
         })?;
+        self.shared.token_states.forget(user);
         tracing::info!("revoked every token and API key of a user");
         Ok(())
     }

@@ -114,6 +114,7 @@ impl UserStore for Store {
             users::bump_token_version(conn, actor.user_id)?;
             tokens::revoke_user(conn, actor.user_id, now_micros())
         })?;
+        self.shared.token_states.forget(actor.user_id);
         tracing::info!("changed a password and revoked its tokens");
         Ok(())
     }
@@ -128,6 +129,7 @@ impl UserStore for Store {
             users::ensure_another_admin(conn, user, "deleting this account")?;
             users::remove(conn, user)
         })?;
+        self.shared.token_states.forget(user);
         tracing::info!("deleted a user and all their data");
         Ok(())
     }
@@ -153,6 +155,7 @@ impl UserStore for Store {
             users::set_disabled(conn, user, disabled)?;
             users::get(conn, user)
         })
+        .inspect(|_| self.shared.token_states.forget(user))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %actor.user_id, target = %user))]
@@ -166,6 +169,7 @@ impl UserStore for Store {
             users::set_role(conn, user, role)?;
             users::get(conn, user)
         })
+        .inspect(|_| self.shared.token_states.forget(user))
     }
 
     #[tracing::instrument(

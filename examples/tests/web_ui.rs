@@ -370,16 +370,28 @@ async fn a_person_chats_remembers_and_stays_safe_in_the_web_page() {
     let profile = tempfile::tempdir().unwrap();
     let page = Page::open(&driver, profile.path(), &base).await;
 
+    let started = Instant::now();
+    let step = |name: &str| eprintln!("{:>6.1}s {name}", started.elapsed().as_secs_f32());
     first_load_is_small(&page).await;
+    step("first load");
     let first = register_chat_and_reload(&page).await;
+    step("register, chat, reload");
     let second = rename_second_chat_and_switch_back(&page, &first).await;
+    step("rename, second chat, switch back");
     memory_panel_and_injection(&page).await;
+    step("memory panel and injection");
     reload_mid_answer_then_stop(&page).await;
+    step("reload mid-answer, stop");
     regenerate_and_edit(&page).await;
+    step("regenerate, edit");
     delete_a_memory(&page).await;
+    step("delete a memory");
     xss_runs_nothing(&page).await;
+    step("XSS");
     looks(&page, &first).await;
+    step("dark mode, phone width");
     wrong_password_and_other_users(&page, &[first, second]).await;
+    step("wrong password, second user, logout");
 
     page.client.close().await.unwrap();
     drop(driver);
@@ -405,20 +417,15 @@ async fn register_chat_and_reload(page: &Page) -> String {
     page.log_in("alice", "alice's password", true).await;
     page.wait_for_app().await;
     page.find("admin-open", "").await;
-    page.settings(40, "light").await;
+    page.settings(16, "light").await;
 
+    // Short replies keep the test quick; a long one is watched growing in
+    // `reload_mid_answer_then_stop`.
     page.send("Hello! Who are you?").await;
-    let partial = page
-        .until(
-            "a piece of the reply while it streams",
-            "const m = document.querySelector('[data-testid=message][data-role=assistant][data-streaming=true] .content'); \
-             return m && m.innerText.trim()",
-        )
-        .await;
     let messages = page.wait_for_reply().await;
     let replies = texts_of(&messages, "assistant");
     assert_eq!(texts_of(&messages, "user"), ["Hello! Who are you?"]);
-    assert!(replies[0].len() >= partial.as_str().unwrap().len(), "{partial} then {replies:?}");
+    assert!(!replies[0].trim().is_empty(), "{replies:?}");
     let report = page.find("context-report", "").await.text().await.unwrap();
     assert!(report.contains("used ·") && report.contains("summarized"), "{report}");
     let session = page.current_session().await;
@@ -530,10 +537,19 @@ async fn reload_mid_answer_then_stop(page: &Page) {
         )
         .await;
     assert_eq!(page.current_session().await, session);
+    let followed = followed.as_str().unwrap();
+    page.until(
+        "the answer grows piece by piece",
+        &format!(
+            "return document.querySelector('[data-testid=message][data-streaming=true] .content')?.innerText.trim().length > {}",
+            followed.len()
+        ),
+    )
+    .await;
     page.click("stop").await;
     let messages = page.wait_for_reply().await;
     let (_, _, stopped) = messages.last().unwrap();
-    assert!(stopped.len() >= followed.as_str().unwrap().len(), "{followed} then {stopped}");
+    assert!(stopped.len() > followed.len(), "{followed} then {stopped}");
     assert_eq!(texts_of(&messages, "user").last(), Some(&COUNTING));
     assert_eq!(messages.len(), 4);
     let note = page
@@ -541,7 +557,7 @@ async fn reload_mid_answer_then_stop(page: &Page) {
              .querySelector('[data-testid=finish-note]')?.innerText")
         .await;
     assert_eq!(note, "Stopped");
-    page.settings(24, "light").await;
+    page.settings(12, "light").await;
 }
 
 /// Regenerate replaces the last reply; editing a question answers it again.
@@ -635,7 +651,7 @@ async fn xss_runs_nothing(page: &Page) {
 
 /// Screenshots in dark mode and at phone width.
 async fn looks(page: &Page, first: &str) {
-    page.settings(24, "dark").await;
+    page.settings(12, "dark").await;
     page.click_in("session-item", &format!("[data-session-id=\"{first}\"]")).await;
     page.until("the first chat", "return document.querySelectorAll('[data-testid=message]').length === 2")
         .await;
@@ -644,13 +660,14 @@ async fn looks(page: &Page, first: &str) {
     page.screenshot("chat-dark.png").await;
     page.client.set_window_size(390, 844).await.unwrap();
     page.until(
-        "the phone layout",
-        "return getComputedStyle(document.querySelector('#sidebar-open')).display !== 'none'",
+        "the phone layout with the sidebar tucked away",
+        "return getComputedStyle(document.querySelector('#sidebar-open')).display !== 'none' \
+         && document.querySelector('#sidebar').getBoundingClientRect().right <= 0",
     )
     .await;
     page.screenshot("chat-phone.png").await;
     page.client.set_window_size(1280, 860).await.unwrap();
-    page.settings(24, "light").await;
+    page.settings(12, "light").await;
 }
 
 /// Logging out, a wrong password, and a second user who sees none of the first one's chats.

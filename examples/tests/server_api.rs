@@ -910,6 +910,41 @@ async fn a_turn_streams_what_is_stored_and_regenerate_and_edit_replace_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_may_bring_its_own_system_prompt() {
+    let server = serve().await;
+    let api = &server.api;
+    let alice = token(&api.register("alice").await);
+    let prompt_tokens = |turn: &Turn| turn.done["usage"]["prompt_tokens"].as_u64().unwrap();
+    let ask = |system: Option<&str>| {
+        let mut body = json!({"content": "Say hello.", "params": params(4)});
+        if let Some(system) = system {
+            body["system"] = json!(system);
+        }
+        body
+    };
+    let mut used = Vec::new();
+    for system in
+        [None, Some("   "), Some(&*"You are a pirate who answers every question in rhyme. ".repeat(6))]
+    {
+        let session = api.session(&alice, json!({})).await;
+        let request = api
+            .request(Method::POST, &format!("/api/sessions/{session}/messages"), &alice)
+            .json(&ask(system));
+        used.push(prompt_tokens(&Events::open(request).await.finish().await));
+    }
+    assert_eq!(used[0], used[1], "a blank system prompt is the server's: {used:?}");
+    assert!(used[2] > used[0] + 40, "the caller's system prompt replaces the server's: {used:?}");
+
+    // Regenerate takes one too.
+    let session = api.session(&alice, json!({})).await;
+    api.chat(&alice, &session, "Say hello.", 4).await;
+    let request = api
+        .request(Method::POST, &format!("/api/sessions/{session}/regenerate"), &alice)
+        .json(&json!({"params": params(4), "system": "You are a pirate who answers every question in rhyme. ".repeat(6)}));
+    assert!(prompt_tokens(&Events::open(request).await.finish().await) > used[0] + 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_name_only_models_the_server_has() {
     let server = serve().await;
     let api = &server.api;

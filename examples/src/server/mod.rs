@@ -1,6 +1,6 @@
 //! The HTTP API of `modelforge-server`: the native API under `/api` (auth, API keys,
 //! sessions, chat with memory over server-sent events, memories, models, admin), the
-//! OpenAI-compatible API under `/v1`, `/health` and `/metrics`.
+//! OpenAI-compatible API under `/v1`, `/health` and `/metrics`, and the [`web`] page at `/`.
 //!
 //! Inference and diesel are blocking, so every call into them runs on tokio's blocking pool;
 //! streamed pieces cross back to the async side through [`replies`] and leave as server-sent
@@ -16,6 +16,7 @@ pub mod models;
 pub mod openai;
 pub mod replies;
 pub mod sessions;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -92,6 +93,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(models::health))
         .route("/metrics", get(metrics::render))
+        .merge(web::routes())
         .nest("/api", api())
         .nest("/v1", openai::routes())
         .fallback(error::no_route)

@@ -100,6 +100,9 @@ struct MessageBody {
     params: ParamsBody,
     #[serde(default)]
     web: bool,
+    /// The caller's own system prompt for this turn (the web page's settings); the server's
+    /// when absent or blank.
+    system: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +110,7 @@ struct MessageBody {
 struct RegenerateBody {
     #[serde(default)]
     params: ParamsBody,
+    system: Option<String>,
 }
 
 fn page(limit: Option<u32>, offset: u64) -> Result<Page, ApiError> {
@@ -289,7 +293,7 @@ async fn send(
     if body.web {
         return Err(ApiError::bad_request("web search is not configured on this server"));
     }
-    answer(state, actor, id, body.params, Ask::Send(body.content)).await
+    answer(state, actor, id, (body.params, body.system), Ask::Send(body.content)).await
 }
 
 async fn regenerate(
@@ -300,14 +304,14 @@ async fn regenerate(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|err| ApiError::new(err.status(), "invalid_body", err.body_text()))?;
     // The body is optional: no body regenerates with the server's settings.
-    let params = if body.iter().all(u8::is_ascii_whitespace) {
-        ParamsBody::default()
+    let settings = if body.iter().all(u8::is_ascii_whitespace) {
+        (ParamsBody::default(), None)
     } else {
-        serde_json::from_slice::<RegenerateBody>(&body)
-            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?
-            .params
+        let body = serde_json::from_slice::<RegenerateBody>(&body)
+            .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
+        (body.params, body.system)
     };
-    answer(state, actor, id, params, Ask::Regenerate).await
+    answer(state, actor, id, settings, Ask::Regenerate).await
 }
 
 async fn edit(
@@ -319,7 +323,7 @@ async fn edit(
     if body.content.trim().is_empty() {
         return Err(ApiError::bad_request("content must not be blank"));
     }
-    answer(state, actor, id, body.params, Ask::Edit(message, body.content)).await
+    answer(state, actor, id, (body.params, body.system), Ask::Edit(message, body.content)).await
 }
 
 /// Starts the turn on the blocking pool and answers with its reply as server-sent events.
@@ -329,7 +333,7 @@ async fn answer(
     state: AppState,
     actor: Actor,
     session: SessionId,
-    params: ParamsBody,
+    (params, system): (ParamsBody, Option<String>),
     ask: Ask,
 ) -> Result<Response, ApiError> {
     // Checked first, so an unknown session or a bad request gets its own status.
@@ -343,7 +347,12 @@ async fn answer(
             }
             let model = state.models.get(stored.model.as_deref())?;
             let params = params.params(model.context_length())?;
-            Ok((state.chat.for_model(model), params))
+            let mut chat = state.chat.for_model(model);
+            if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
+                let options = chat.options().clone().with_system_prompt(system);
+                chat = chat.with_options(options);
+            }
+            Ok((chat, params))
         })
         .await?
     };

@@ -282,7 +282,9 @@ fn chinese_sources() -> Vec<Source> {
             Medication,
             Chinese,
             none,
-            format!("(?:我|^)(?:{z}|在|每天|长期|一直|要|需要|得)*(?:吃|服用|打|用)(?:着)?(?P<v>{ZH_MEDICATIONS})"),
+            format!(
+                "(?:我|^)(?:{z}|在|每天|长期|一直|要|需要|得)*(?:吃|服用|打|用)(?:着)?(?P<v>{ZH_MEDICATIONS})"
+            ),
         ),
         (Trait, Chinese, none, format!("我(?:是|是一个|是一名|是个)(?P<v>{ZH_TRAITS})")),
         (

@@ -497,6 +497,7 @@ mod how_people_write {
         assert!(has("最近好累，我在德勤做审计，年底忙得要死", Slot::Job, "审计"));
         assert!(has("我叫阿杰，平时做自由摄影师", Slot::Job, "自由摄影师"));
         assert!(has("我在天津开出租车，一开就是十二个小时", Slot::Job, "出租车"));
+        assert!(has("我现在住在成都,白天还在一家火锅店当服务员", Slot::Job, "服务员"));
         assert!(has("我辞职啦，现在在家开淘宝店，卖手工饰品", Slot::Employer, "淘宝店"));
         assert!(has("我刚搬到成都，住在玉林路那边", Slot::Home, "成都"));
         assert!(has("我刚搬到成都，住在玉林路那边", Slot::Address, "玉林路那边"));

@@ -44,10 +44,29 @@ pub(crate) fn statement_clauses(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every sentence of `text`, trimmed and non-empty, with curly apostrophes made straight, and
-/// whether it is a question.
-pub(crate) fn all_sentences(text: &str) -> Vec<(String, bool)> {
+/// Contractions typed without their apostrophe ("im", "ive", "dont"), which the patterns
+/// would otherwise miss in quickly typed lowercase chat.
+static BARE_CONTRACTIONS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?P<w>i|don|can|didn|doesn|isn|wasn|haven)(?P<t>m|ve|t)\b")
+        .expect("the contraction pattern compiles")
+});
+
+/// `text` with curly apostrophes made straight and bare contractions given their apostrophe.
+pub(crate) fn normalize(text: &str) -> String {
     let text = text.replace(['’', '‘'], "'");
+    BARE_CONTRACTIONS
+        .replace_all(&text, |caps: &regex::Captures| {
+            let (w, t) = (&caps["w"], &caps["t"]);
+            let fits = w.eq_ignore_ascii_case("i") != t.eq_ignore_ascii_case("t");
+            if fits { format!("{w}'{t}") } else { caps[0].to_owned() }
+        })
+        .into_owned()
+}
+
+/// Every sentence of `text`, trimmed and non-empty, normalized by [`normalize`], and whether it
+/// is a question.
+pub(crate) fn all_sentences(text: &str) -> Vec<(String, bool)> {
+    let text = normalize(text);
     sentences(&text)
         .into_iter()
         .map(|sentence| (sentence.text.trim().to_owned(), sentence.is_question))
@@ -140,5 +159,15 @@ mod tests {
     #[test]
     fn normalizes_curly_apostrophes() {
         assert_eq!(statement_clauses("I’m called Lina"), ["I'm called Lina"]);
+    }
+
+    #[test]
+    fn gives_bare_contractions_their_apostrophe() {
+        assert_eq!(
+            normalize("im allergic, ive tried, i dont know, cant stop"),
+            "i'm allergic, i've tried, i don't know, can't stop"
+        );
+        assert_eq!(normalize("Im fine, IT team, ivy, dont"), "I'm fine, IT team, ivy, don't");
+        assert_eq!(normalize("the canton, a donut, him"), "the canton, a donut, him");
     }
 }

@@ -43,6 +43,10 @@ pub(crate) enum Slot {
     /// The language the user wants answers in.
     AnswerLanguage,
     Pronouns,
+    /// A medicine the user takes ("warfarin", "胰岛素").
+    Medication,
+    /// A standing request about how to answer ("use metric units").
+    Instruction,
 }
 
 /// The language of a statement's frame.
@@ -77,6 +81,8 @@ impl Slot {
             (Slot::NativeLanguage, Lang::English) => ("The user's first language is ", "", "."),
             (Slot::AnswerLanguage, Lang::English) => ("The user prefers answers in ", "", "."),
             (Slot::Pronouns, Lang::English) => ("The user's pronouns are ", "", "."),
+            (Slot::Medication, Lang::English) => ("The user takes the medication ", "", "."),
+            (Slot::Instruction, Lang::English) => ("The user wants me to ", "", "."),
             (Slot::Name, Lang::Chinese) => ("用户的名字是", "", "。"),
             (Slot::Home, Lang::Chinese) => ("用户住在", "", "。"),
             (Slot::Address, Lang::Chinese) => ("用户的地址是", "", "。"),
@@ -98,13 +104,15 @@ impl Slot {
             (Slot::NativeLanguage, Lang::Chinese) => ("用户的母语是", "", "。"),
             (Slot::AnswerLanguage, Lang::Chinese) => ("用户希望用", "", "回答。"),
             (Slot::Pronouns, Lang::Chinese) => ("用户的代词是", "", "。"),
+            (Slot::Medication, Lang::Chinese) => ("用户在服用药物", "", "。"),
+            (Slot::Instruction, Lang::Chinese) => ("用户希望我", "", "。"),
         }
     }
 
     /// Parse order: a frame that starts another is tried first ("The user has been diagnosed
     /// with " before "The user has "); relatives ("The user's … is called") come late, and
     /// "The user is " and "用户是", the shortest frames, last.
-    const ALL: [Slot; 21] = [
+    const ALL: [Slot; 23] = [
         Slot::Name,
         Slot::Home,
         Slot::Address,
@@ -124,6 +132,8 @@ impl Slot {
         Slot::NativeLanguage,
         Slot::AnswerLanguage,
         Slot::Pronouns,
+        Slot::Medication,
+        Slot::Instruction,
         Slot::Relative,
         Slot::Trait,
     ];
@@ -150,7 +160,9 @@ impl Slot {
             | Slot::Language
             | Slot::NativeLanguage
             | Slot::AnswerLanguage
-            | Slot::Pronouns => MemoryKind::Profile,
+            | Slot::Pronouns
+            | Slot::Medication
+            | Slot::Instruction => MemoryKind::Profile,
         }
     }
 
@@ -375,6 +387,10 @@ mod tests {
             Fact::new(Slot::NativeLanguage, "粤语").in_lang(Lang::Chinese),
             Fact::new(Slot::AnswerLanguage, "中文").in_lang(Lang::Chinese),
             Fact::new(Slot::Pronouns, "他").in_lang(Lang::Chinese),
+            Fact::new(Slot::Medication, "warfarin"),
+            Fact::new(Slot::Medication, "胰岛素").in_lang(Lang::Chinese),
+            Fact::new(Slot::Instruction, "use metric units"),
+            Fact::new(Slot::Instruction, "用繁体字回答").in_lang(Lang::Chinese),
         ] {
             assert_eq!(Fact::parse(&fact.content()), Some(fact.clone()), "{}", fact.content());
         }

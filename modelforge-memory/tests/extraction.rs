@@ -215,7 +215,7 @@ fn what_keeps_the_user_safe_is_a_profile_memory() {
     profile("I have type 2 diabetes.", "The user has been diagnosed with type 2 diabetes.");
     profile("我有糖尿病", "用户患有糖尿病。");
     profile("I'm pregnant!", "The user is pregnant.");
-    profile("我怀孕了", "用户是孕妇。");
+    profile("我怀孕了", "用户是孕妇（正在怀孕）。");
 }
 
 #[test]

@@ -67,7 +67,8 @@ struct Args {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
-    /// Print every miss.
+    /// Print every miss to stderr: facts missed or wrongly extracted, forget requests not
+    /// honoured, answers not searched or not injected, stale or forgotten values injected.
     #[arg(long, short)]
     verbose: bool,
 }
@@ -275,6 +276,12 @@ fn main() -> anyhow::Result<()> {
                             figures.recall_at_5 += usize::from(hit);
                             let with_answer = contains(&injected_text, answer);
                             figures.injected_with_answer += usize::from(with_answer);
+                            if !with_answer && args.verbose {
+                                eprintln!(
+                                    "[{}] {} not injected: {:?} (want {answer}); injected {:?}",
+                                    run.name, conversation.id, q.question, injected_text
+                                );
+                            }
                             if !hit && args.verbose {
                                 let any =
                                     SearchOptions { min_score: -1.0, top_k: 200, ..SearchOptions::default() };
@@ -304,6 +311,12 @@ fn main() -> anyhow::Result<()> {
                             figures.recall_at_5 += usize::from(absent);
                             let kept_out = !contains(&injected_text, forgotten);
                             figures.injected_with_answer += usize::from(kept_out);
+                            if !kept_out && args.verbose {
+                                eprintln!(
+                                    "[{}] {} forgotten but injected: {:?} ({forgotten})",
+                                    run.name, conversation.id, q.question
+                                );
+                            }
                             figures.stale_or_forgotten_kept_out += usize::from(kept_out);
                         }
                         (None, None) => figures.questions -= 1,
@@ -312,7 +325,14 @@ fn main() -> anyhow::Result<()> {
                         figures.stale_questions += 1;
                         figures.stale_in_top5 +=
                             usize::from(found.iter().any(|m| contains(&m.content, stale)));
-                        figures.stale_or_forgotten_kept_out += usize::from(!contains(&injected_text, stale));
+                        let stale_kept_out = !contains(&injected_text, stale);
+                        figures.stale_or_forgotten_kept_out += usize::from(stale_kept_out);
+                        if !stale_kept_out && args.verbose {
+                            eprintln!(
+                                "[{}] {} stale but injected: {:?} ({stale})",
+                                run.name, conversation.id, q.question
+                            );
+                        }
                     }
                 }
                 for turn in &session_data.turns {

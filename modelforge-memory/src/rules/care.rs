@@ -26,6 +26,13 @@ const ZH_CONDITIONS: &str = "(?:1型|2型|一型|二型|I型|II型)?糖尿病|�
 /// Foods a colloquial "我花生过敏" may name.
 const ZH_ALLERGENS: &str = "花生|坚果|海鲜|虾|螃蟹|蟹|贝类|鱼|芒果|牛奶|鸡蛋|小麦|大豆|芝麻|青霉素|头孢|花粉|猫毛|狗毛|尘螨|酒精|桃子|菠萝";
 
+/// Medicines whose taking matters to advice: blood thinners, insulin, antidepressants.
+const EN_MEDICATIONS: &str = r"warfarin|coumadin|heparin|apixaban|eliquis|rivaroxaban|xarelto|clopidogrel|blood\s+thinners|metformin|insulin|lithium|levothyroxine|sertraline|fluoxetine|prozac|citalopram|antidepressants|ssris|methotrexate|prednisone|prednisolone|steroids|immunosuppressants|beta[-\s]blockers|statins|chemo(?:therapy)?|ritalin|adderall|hrt|the\s+pill";
+const ZH_MEDICATIONS: &str =
+    "华法林|阿司匹林|二甲双胍|胰岛素|降压药|降糖药|抗凝药|抗抑郁药|激素|免疫抑制剂|化疗|他汀|优甲乐";
+/// Words before a condition that say how it is ("photosensitive epilepsy", "severe asthma").
+const EN_CONDITION_ADJECTIVE: &str = r"(?:(?:severe|mild|chronic|bad|serious|photosensitive|exercise[-\s]induced|allergic|seasonal|early[-\s]onset|stage\s+\w+)\s+)?";
+
 /// Openings allowed before a statement anchored at the start of its clause.
 const LEAD: &str =
     r"(?:(?:well|yeah|yes|oh|also|actually|btw|fyi|and|plus|sadly|unfortunately|honestly|so)[,\s]+)*";
@@ -47,7 +54,10 @@ pub(super) fn is_hedged(clause: &str) -> bool {
 
 /// Slots whose statements must be certain.
 pub(super) const fn needs_certainty(slot: Slot) -> bool {
-    matches!(slot, Slot::Allergy | Slot::Condition | Slot::Trait | Slot::Diet | Slot::Avoids)
+    matches!(
+        slot,
+        Slot::Allergy | Slot::Condition | Slot::Trait | Slot::Diet | Slot::Avoids | Slot::Medication
+    )
 }
 
 /// The clause patterns of this module, English then Chinese, most specific first within a slot.
@@ -59,7 +69,10 @@ pub(super) fn clause_sources() -> Vec<Source> {
 
 fn english_sources() -> Vec<Source> {
     use Lang::English;
-    use Slot::{Allergy, AnswerLanguage, Avoids, Condition, Diet, NativeLanguage, Pronouns, Trait};
+    use Slot::{
+        Allergy, AnswerLanguage, Avoids, Condition, Diet, Instruction, Medication, NativeLanguage, Pronouns,
+        Trait,
+    };
     let a = EN_ADVERBS;
     let none = Check::None;
     vec![
@@ -92,7 +105,7 @@ fn english_sources() -> Vec<Source> {
             English,
             none,
             format!(
-                r"(?i)^{LEAD}i\s+(?:have|'ve\s+got|have\s+got|suffer\s+from|live\s+with|(?:'m|am)\s+living\s+with)\s+(?P<v>{EN_CONDITIONS})\b(?P<no>\s+(?:about|over|before|around|when|whenever))?"
+                r"(?i)^{LEAD}i(?:\s+have|'ve\s+got|\s+have\s+got|'ve\s+had|\s+have\s+had|\s+suffer\s+from|\s+live\s+with|(?:'m|\s+am)\s+living\s+with)\s+(?P<v>{EN_CONDITION_ADJECTIVE}(?:{EN_CONDITIONS}))\b(?P<no>\s+(?:about|over|before|around|when|whenever))?"
             ),
         ),
         (
@@ -101,11 +114,39 @@ fn english_sources() -> Vec<Source> {
             none,
             r"(?i)\bi\s+(?:was|'ve\s+been|have\s+been|got|just\s+got|recently\s+got)\s+(?:recently\s+)?diagnosed\s+with\s+(?P<v>.+)".into(),
         ),
+        // "my asthma is playing up": a condition of the user's own.
+        (
+            Condition,
+            English,
+            none,
+            format!(
+                r"(?i)\bmy\s+(?P<v>{EN_CONDITIONS})\s+(?:is\s+|has\s+been\s+|keeps\s+)?(?:flar|play|act)(?:ing|ed|es|s)?\b"
+            ),
+        ),
         (
             Trait,
             English,
             none,
-            format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:an?\s+)?(?:(?:\d+|\w+)\s+(?:weeks?|months?)\s+)?(?P<v>{EN_TRAITS})\b"),
+            format!(
+                r"(?i)\bi(?:'m|\s+am|'ve\s+been|\s+have\s+been)\s+{a}(?:an?\s+)?(?:(?:\d+|\w+)\s+(?:weeks?|months?)\s+)?(?P<v>{EN_TRAITS})\b"
+            ),
+        ),
+        (
+            Medication,
+            English,
+            none,
+            format!(
+                r"(?i)(?:\bi(?:'m|\s+am)\s+{a}(?:on|taking)|\bi\s+{a}take|^{LEAD}on)\s+(?:daily\s+|regular\s+)?(?P<v>{EN_MEDICATIONS})\b"
+            ),
+        ),
+        // "please use metric units with me": how to answer from now on.
+        (
+            Instruction,
+            English,
+            none,
+            format!(
+                r"(?i)^{LEAD}(?:(?:can|could|would)\s+you\s+)?(?:please\s+)?(?:always\s+)?(?P<v>(?:use|give\s+me|write|keep|stick\s+to|spell)\s+[^,;!?]{{2,40}}?)\s+(?:with\s+me|for\s+me|from\s+now\s+on|going\s+forward|in\s+(?:the\s+)?future|every\s+time|always)\b{ONE_OFF}"
+            ),
         ),
         (
             Diet,
@@ -132,7 +173,7 @@ fn english_sources() -> Vec<Source> {
             English,
             none,
             format!(
-                r"(?i)\bi(?:'m|\s+am)\s+{a}(?:strictly\s+)?(?P<v>gluten[-\s]free|dairy[-\s]free|sugar[-\s]free|nut[-\s]free|keto|paleo|halal|kosher|low[-\s]carb|plant[-\s]based)\b"
+                r"(?i)\bi(?:'m|\s+am|'ve\s+been|\s+have\s+been)\s+{a}(?:strictly\s+)?(?P<v>gluten[-\s]free|dairy[-\s]free|sugar[-\s]free|nut[-\s]free|keto|paleo|halal|kosher|low[-\s]carb|plant[-\s]based)\b"
             ),
         ),
         (
@@ -207,7 +248,9 @@ fn english_sources() -> Vec<Source> {
 
 fn chinese_sources() -> Vec<Source> {
     use Lang::Chinese;
-    use Slot::{Allergy, AnswerLanguage, Avoids, Condition, Diet, NativeLanguage, Pronouns, Trait};
+    use Slot::{
+        Allergy, AnswerLanguage, Avoids, Condition, Diet, Medication, NativeLanguage, Pronouns, Trait,
+    };
     let z = ZH_ADVERBS;
     let none = Check::None;
     vec![
@@ -226,6 +269,23 @@ fn chinese_sources() -> Vec<Source> {
                 "我{z}(?:有|患有|得了|患了|确诊了?|被确诊(?:为|患有|了)?|被诊断(?:出|为)?(?:患有|有)?)(?P<v>{ZH_CONDITIONS})(?P<no>的人|的朋友|的话)?"
             ),
         ),
+        // "最近痛风又犯了": a flare of the user's own condition.
+        (
+            Condition,
+            Chinese,
+            none,
+            format!(
+                "(?:我|^)(?:最近|这几天|这两天)?{z}(?:的)?(?P<v>{ZH_CONDITIONS})(?:又|老是|总是|经常)?(?:犯了|发作|复发|犯)(?P<no>的人|的朋友|的话)?"
+            ),
+        ),
+        (
+            Medication,
+            Chinese,
+            none,
+            format!(
+                "(?:我|^)(?:{z}|在|每天|长期|一直|要|需要|得)*(?:吃|服用|打|用)(?:着)?(?P<v>{ZH_MEDICATIONS})"
+            ),
+        ),
         (Trait, Chinese, none, format!("我(?:是|是一个|是一名|是个)(?P<v>{ZH_TRAITS})")),
         (
             Trait,
@@ -236,7 +296,7 @@ fn chinese_sources() -> Vec<Source> {
             ),
         ),
         (Trait, Chinese, none, format!("我{z}(?:有)?(?P<v>(?:乳糖|麸质|果糖|酒精)不耐受?)")),
-        (Diet, Chinese, none, format!("我{z}(?P<v>(?:只)?吃(?:清真|素|斋)(?:食品|食物|餐)?)")),
+        (Diet, Chinese, none, format!("(?:我|^){z}(?P<v>(?:只)?吃(?:清真|素|斋)(?:食品|食物|餐)?)")),
         (
             Diet,
             Chinese,
@@ -264,6 +324,15 @@ fn chinese_sources() -> Vec<Source> {
             ),
         ),
         (Pronouns, Chinese, none, "我的(?:人称)?代词是(?P<v>[^，。]{1,10})".into()),
+        // "以后回答我请用繁体字": the answer first, then the language.
+        (
+            AnswerLanguage,
+            Chinese,
+            none,
+            format!(
+                "^(?:以后|今后|之后|从现在开始|从现在起)?(?:你)?(?:回答|回复)我?(?:的时候)?(?:请|都|就|要)*用(?P<v>{ZH_LANGUAGES}|{LANGUAGES})(?P<no>.*(?:这个|这次|这一次|这道|这段|这句|一下))?"
+            ),
+        ),
     ]
 }
 
@@ -401,7 +470,7 @@ mod tests {
         assert_eq!(facts("I'm lactose intolerant"), one(Slot::Trait, "lactose intolerant"));
         assert_eq!(facts("我乳糖不耐受"), one(Slot::Trait, "乳糖不耐受者"));
         assert_eq!(facts("I'm 20 weeks pregnant."), one(Slot::Trait, "pregnant"));
-        assert_eq!(facts("我怀孕了"), one(Slot::Trait, "孕妇"));
+        assert_eq!(facts("我怀孕了"), one(Slot::Trait, "孕妇（正在怀孕）"));
         assert_eq!(facts("I only eat halal food."), one(Slot::Diet, "halal"));
         assert_eq!(facts("I keep kosher"), one(Slot::Diet, "kosher"));
         assert_eq!(facts("I'm on a gluten-free diet."), one(Slot::Diet, "gluten-free"));

@@ -12,7 +12,7 @@ const ZH_NAME_STOPS: [&str; 24] = [
 const ZH_HOME_STOPS: [&str; 8] = ["已经", "和", "工作", "上班", "上学", "读书", "生活", "住"];
 const ZH_JOB_STOPS: [&str; 5] = ["已经", "了", "在", "工作", "，"];
 /// Endings of occupations ("护士", "软件工程师", "程序员").
-pub(super) const ZH_JOBS: [&str; 47] = [
+pub(super) const ZH_JOBS: [&str; 51] = [
     "师",
     "员",
     "医生",
@@ -60,6 +60,10 @@ pub(super) const ZH_JOBS: [&str; 47] = [
     "店员",
     "技术员",
     "教研员",
+    "审计",
+    "出租车",
+    "网约车",
+    "摄影",
 ];
 /// The most common Chinese surnames, for "我是王芳" (a name) against "我是北京人" (not one).
 const ZH_SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧";
@@ -94,7 +98,11 @@ pub(super) fn chinese_value(slot: Slot, check: Check, raw: &str) -> Option<Strin
                 && value.chars().next().is_some_and(|c| ZH_SURNAMES.contains(c))
                 && !is_job()
         }
-        Check::None | Check::BareName | Check::OccupationBefore | Check::OccupationAfter => true,
+        Check::None
+        | Check::BareName
+        | Check::OccupationBefore
+        | Check::OccupationAfter
+        | Check::Nickname => true,
     };
     let plausible = checked
         && lengths(slot).contains(&chars)
@@ -125,7 +133,9 @@ fn stops(slot: Slot) -> &'static [&'static str] {
         | Slot::Language
         | Slot::NativeLanguage
         | Slot::AnswerLanguage
-        | Slot::Pronouns => &[],
+        | Slot::Pronouns
+        | Slot::Medication
+        | Slot::Instruction => &[],
     }
 }
 
@@ -139,11 +149,11 @@ fn lengths(slot: Slot) -> std::ops::RangeInclusive<usize> {
     }
 }
 
-/// A trait as a noun for the frame "用户是…": "怀孕" gives "孕妇", "乳糖不耐受" gives
+/// A trait as a noun for the frame "用户是…": "怀孕" gives "孕妇（正在怀孕）", "乳糖不耐受" gives
 /// "乳糖不耐受者"; other values as they are.
 fn trait_noun(slot: Slot, value: &str) -> String {
     match value {
-        "怀孕" if slot == Slot::Trait => "孕妇".to_owned(),
+        "怀孕" if slot == Slot::Trait => "孕妇（正在怀孕）".to_owned(),
         _ if slot == Slot::Trait && value.contains("不耐") => {
             format!("{}受者", value.trim_end_matches('受'))
         }

@@ -21,9 +21,10 @@ pub(super) fn english_value(slot: Slot, check: Check, raw: &str) -> Option<Strin
             let ok = name.split_whitespace().count() <= 3 && !NOT_NAMES.contains(&first);
             ok.then_some(name)
         }
-        Slot::Name | Slot::Relative => proper_noun(raw, false),
-        Slot::Home => proper_noun(raw, true),
-        Slot::Employer => proper_noun(raw, true),
+        Slot::Name => proper_noun(raw, false),
+        Slot::Relative => names(raw),
+        Slot::Home => proper_noun(raw, true).or_else(|| place_near(raw)),
+        Slot::Employer => proper_noun(raw, true).or_else(|| common_workplace(raw)),
         Slot::Job => job_phrase(raw, check == Check::Occupation),
         Slot::Has => Some(raw.split_whitespace().collect::<Vec<_>>().join(" ")),
         Slot::Likes | Slot::Dislikes | Slot::Allergy => taste_phrase(raw),
@@ -38,8 +39,120 @@ pub(super) fn english_value(slot: Slot, check: Check, raw: &str) -> Option<Strin
         Slot::Address => address(raw),
         Slot::Language | Slot::NativeLanguage | Slot::AnswerLanguage => Some(canonical_language(raw)),
         Slot::Pronouns => Some(raw.to_lowercase().split_whitespace().collect()),
+        Slot::Medication => Some(raw.to_lowercase()),
+        Slot::Instruction => taste_phrase(raw),
         Slot::Remember => None,
     }
+}
+
+/// Several names joined by "and" ("Ottilie and Rex"), or else one name.
+fn names(raw: &str) -> Option<String> {
+    let first = proper_noun(raw, false)?;
+    let first = first.strip_suffix("'s").map_or(first.clone(), str::to_owned);
+    let rest = raw.get(first.len()..).unwrap_or_default().trim_start_matches([',', ' ']);
+    let second = rest
+        .strip_prefix("and ")
+        .or_else(|| rest.strip_prefix("& "))
+        .and_then(|r| proper_noun(r, false))
+        .filter(|n| n.split_whitespace().count() == 1);
+    Some(match second {
+        Some(second) => format!("{first} and {second}"),
+        None => first,
+    })
+}
+
+/// Places named by a common noun near a proper one: "a village near Harrogate".
+const PLACES: [&str; 14] = [
+    "village",
+    "town",
+    "city",
+    "suburb",
+    "hamlet",
+    "flat",
+    "house",
+    "apartment",
+    "farm",
+    "island",
+    "neighbourhood",
+    "neighborhood",
+    "area",
+    "place",
+];
+
+/// "a village near Harrogate", "a small town outside Lyon": a place without a name of its own,
+/// located by one that has.
+fn place_near(raw: &str) -> Option<String> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    if !matches!(words.first()?.to_lowercase().as_str(), "a" | "an") {
+        return None;
+    }
+    let noun = words.iter().take(4).position(|w| PLACES.contains(&w.to_lowercase().as_str()))?;
+    let link = words.get(noun + 1)?.to_lowercase();
+    let skip = match link.as_str() {
+        "near" | "outside" | "in" | "by" => 2,
+        "just" | "north" | "south" | "east" | "west" | "close" => 3,
+        _ => return None,
+    };
+    let named = proper_noun(&words.get(noun + skip..)?.join(" "), true)?;
+    Some(format!("{} {named}", words[..noun + skip].join(" ")))
+}
+
+/// Workplaces named by a common noun: "a bakery", "a little cafe", "a law firm".
+const WORKPLACES: [&str; 40] = [
+    "bakery",
+    "cafe",
+    "café",
+    "coffee shop",
+    "restaurant",
+    "bank",
+    "hospital",
+    "school",
+    "law firm",
+    "firm",
+    "shop",
+    "store",
+    "startup",
+    "start-up",
+    "agency",
+    "factory",
+    "warehouse",
+    "hotel",
+    "pub",
+    "bar",
+    "clinic",
+    "pharmacy",
+    "library",
+    "university",
+    "college",
+    "nursery",
+    "supermarket",
+    "garage",
+    "salon",
+    "gym",
+    "charity",
+    "council",
+    "studio",
+    "lab",
+    "laboratory",
+    "care home",
+    "call centre",
+    "call center",
+    "museum",
+    "kindergarten",
+];
+
+/// "a bakery", "a little cafe": at most two words before a workplace noun, up to it.
+fn common_workplace(raw: &str) -> Option<String> {
+    let lower = raw.to_lowercase();
+    let words: Vec<&str> = lower.split_whitespace().collect();
+    if !matches!(*words.first()?, "a" | "an" | "the") {
+        return None;
+    }
+    (2..=4.min(words.len())).find_map(|end| {
+        let phrase = words[..end].join(" ");
+        let phrase = phrase.trim_end_matches([',', '.', '!']);
+        WORKPLACES.iter().any(|w| phrase.ends_with(&format!(" {w}"))).then(|| phrase.to_owned())
+    })
 }
 
 /// Where a diagnosis ends: "Crohn's disease last year", "breast cancer in 2019".

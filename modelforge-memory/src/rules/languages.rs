@@ -12,7 +12,7 @@ use crate::fact::{Fact, Lang, Slot};
 pub(super) const LANGUAGES: &str = "English|Spanish|French|German|Italian|Portuguese|Dutch|Swedish|Norwegian|Danish|Finnish|Icelandic|Polish|Czech|Slovak|Slovenian|Hungarian|Romanian|Bulgarian|Serbian|Croatian|Bosnian|Albanian|Greek|Turkish|Russian|Ukrainian|Lithuanian|Latvian|Estonian|Georgian|Armenian|Arabic|Hebrew|Persian|Farsi|Kurdish|Hindi|Urdu|Bengali|Punjabi|Tamil|Telugu|Marathi|Gujarati|Malayalam|Kannada|Nepali|Sinhala|Chinese|Mandarin|Cantonese|Japanese|Korean|Vietnamese|Thai|Khmer|Lao|Burmese|Indonesian|Malay|Tagalog|Filipino|Swahili|Amharic|Yoruba|Igbo|Hausa|Zulu|Catalan|Basque|Welsh";
 
 /// Languages by their Chinese names, split at "|".
-pub(super) const ZH_LANGUAGES: &str = "普通话|中文|汉语|国语|粤语|广东话|闽南语|闽南话|上海话|四川话|客家话|潮汕话|东北话|英语|英文|法语|法文|德语|德文|日语|日文|韩语|韩文|西班牙语|葡萄牙语|意大利语|俄语|阿拉伯语|泰语|越南语|印尼语|马来语|印地语|土耳其语|荷兰语|希腊语|藏语|维吾尔语|蒙古语|手语";
+pub(super) const ZH_LANGUAGES: &str = "普通话|中文|汉语|国语|粤语|广东话|闽南语|闽南话|上海话|四川话|客家话|潮汕话|东北话|英语|英文|法语|法文|德语|德文|日语|日文|韩语|韩文|西班牙语|葡萄牙语|意大利语|俄语|阿拉伯语|泰语|越南语|印尼语|马来语|印地语|土耳其语|荷兰语|希腊语|藏语|维吾尔语|蒙古语|手语|繁体中文|简体中文|繁体字|简体字|繁体|简体";
 
 /// "I speak Portuguese and a bit of French": one fact per language named.
 static SPEAKS: LazyLock<Regex> = LazyLock::new(|| {

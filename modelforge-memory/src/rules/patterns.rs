@@ -29,6 +29,9 @@ pub(super) enum Check {
     OccupationBefore,
     /// The `o` group after the value must name an occupation ("在杭州做会计").
     OccupationAfter,
+    /// A Chinese pet name of two characters: "朵朵", "小雨", or any before a time word
+    /// ("豆包下周来").
+    Nickname,
 }
 
 /// One pattern of the table: what it finds, in which language, and how its value is checked.
@@ -57,11 +60,14 @@ impl Pattern {
         if caps.name("o").is_some_and(|o| !self.names_occupation(o.as_str())) {
             return None;
         }
+        if self.check == Check::Nickname && !is_nickname(raw, caps.name("after").map_or("", |a| a.as_str())) {
+            return None;
+        }
         let value = match self.lang {
             Lang::English => english_value(self.slot, self.check, raw),
             Lang::Chinese => chinese_value(self.slot, self.check, raw),
         }?;
-        let mut fact = Fact::new(self.slot, value).in_lang(self.lang);
+        let mut fact = Fact::new(street_or(self.slot, self.lang, &value), value).in_lang(self.lang);
         if self.slot == Slot::Relative {
             let key = caps.name("k").map_or("spouse", |k| k.as_str());
             fact = fact.with_key(key.to_lowercase());
@@ -78,14 +84,48 @@ impl Pattern {
     }
 }
 
+/// Words after a relation that show the two characters before them are a name ("豆包下周来").
+const ZH_TIME_WORDS: [&str; 10] =
+    ["今年", "下周", "上周", "明天", "昨天", "今天", "最近", "已经", "才", "刚"];
+/// Two characters after a relation that look like a pet name but are words ("小学", "小时候").
+const ZH_NOT_NICKNAMES: [&str; 6] = ["小学", "小时", "小区", "小孩", "小的", "阿姨"];
+
+/// Whether `value`, two characters after a relation and before `after`, is a pet name:
+/// doubled ("朵朵"), or before a time word ("豆包下周来"), or "小X"/"阿X" at the clause end.
+fn is_nickname(value: &str, after: &str) -> bool {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() != 2 || ZH_NOT_NICKNAMES.contains(&value) {
+        return false;
+    }
+    let doubled = chars[0] == chars[1];
+    let prefixed =
+        matches!(chars[0], '小' | '阿') && (after.is_empty() || after.starts_with(['，', '。', ',']));
+    doubled || prefixed || ZH_TIME_WORDS.contains(&after)
+}
+
+/// A home that is a street is an address: "住在玉林路那边".
+fn street_or(slot: Slot, lang: Lang, value: &str) -> Slot {
+    let place =
+        ["那边", "附近", "一带", "这边"].iter().fold(value, |v, tail| v.strip_suffix(tail).unwrap_or(v));
+    let street = place.ends_with(['路', '街', '巷', '道']);
+    if slot == Slot::Home && lang == Lang::Chinese && street { Slot::Address } else { slot }
+}
+
 /// Adverbs allowed between "I" and the verb ("I really like").
 pub(super) const EN_ADVERBS: &str =
     r"(?:(?:really|also|just|absolutely|truly|totally|actually|still|currently|now|recently|finally)\s+)*";
 /// Adverbs allowed between "我" and the verb ("我很喜欢").
 pub(super) const ZH_ADVERBS: &str =
     "(?:很|非常|特别|真的|也|最|超级|超|挺|还|都|一直|比较|蛮|好|现在|目前|就|自己|平时|平常|一般|更)*";
-const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter";
-const ZH_RELATIONS: &str = "妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子";
+pub(super) const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter|twins|kids|children|sons|daughters";
+/// A time of day or a shift worked: "I work nights at a bakery".
+const SHIFTS: &str = r"(?:nights|days|evenings|weekends|shifts|nights\s+and\s+weekends|part[-\s]time|full[-\s]time|from\s+home|remotely)";
+/// What makes "I'm in Paris" a visit rather than a home.
+const VISITING: &str = r"for|this|next|until|till|visiting|on\s+(?:holiday|vacation|business|a\s+trip)|today|tonight|tomorrow|right\s+now|at\s+the\s+moment|a\s+(?:meeting|hurry|rush|queue|line)|trouble|love|charge|pain|hospital|bed";
+/// Openings allowed before a bare "I'm X" ("hiya, I'm Imogen", "also I'm Juno").
+const GREETING: &str =
+    r"(?:(?:hi|hello|hey|hiya|yo|also|oh|and|btw|anyway|ok|okay|so|well)(?:\s+there)?[,\s]+)*";
+const ZH_RELATIONS: &str = "妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子|外孙女|外孙|孙女|孙子";
 const EN_KIN: &str = "kids?|children|child|sons?|daughters?|brothers?|sisters?|dogs?|cats?|grandchildren|grandkids|siblings|twins|puppies|kittens|parrots?|rabbits?|hamsters?";
 const ZH_PETS: &str =
     "猫|狗|猫咪|狗狗|小猫|小狗|兔子|鹦鹉|仓鼠|乌龟|金毛|柯基|泰迪|哈士奇|拉布拉多|布偶|英短|橘猫";
@@ -120,7 +160,7 @@ fn compile(sources: Vec<Source>) -> Vec<Pattern> {
 
 /// Name, home, work, family, tastes and car, English then Chinese.
 fn who_and_where() -> Vec<Source> {
-    use Check::{BareName, Occupation, OccupationAfter, OccupationBefore, Surname};
+    use Check::{BareName, Nickname, Occupation, OccupationAfter, OccupationBefore, Surname};
     use Lang::{Chinese, English};
     use Slot::{Dislikes, Drives, Employer, Has, Home, Job, Likes, Name, Relative, Workplace};
     let a = EN_ADVERBS;
@@ -136,17 +176,26 @@ fn who_and_where() -> Vec<Source> {
         (Name, English, none, r"(?i)\bi\s+(?:now\s+)?go\s+by\s+(?P<v>.+)".into()),
         (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey|hiya)\s+)?(?P<v>\S+)\s+here$".into()),
         (Name, English, none, r"(?i)\bchanged\s+my\s+name\s+to\s+(?P<v>.+)".into()),
-        (Name, English, BareName, r"(?i)^(?:(?:hi|hello|hey)(?:\s+there)?\s+)?i(?:'m|\s+am)\s+(?P<v>.+)".into()),
+        (Name, English, BareName, format!(r"(?i)^{GREETING}i(?:'m|\s+am)\s+(?P<v>.+)")),
         (Home, English, none, format!(r"(?i)\b(?:i|we)\s+{a}live\s+in\s+(?P<v>.+)")),
         (Home, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:living|based)\s+in\s+(?P<v>.+)")),
         (Home, English, none, r"(?i)\bi(?:'m|\s+am)\s+(?:originally\s+)?from\s+(?P<v>.+)".into()),
+        // "I'm Yusuf, living in Leicester": the clause after a name.
+        (Home, English, none, format!(r"(?i)^{a}(?:living|based)\s+in\s+(?P<v>.+)")),
+        // "I'm in Brooklyn", but not "I'm in Paris for the weekend".
+        (
+            Home,
+            English,
+            none,
+            format!(r"(?i)\b(?:i(?:'m|\s+am)|we(?:'re|\s+are))\s+{a}in\s+(?P<v>\S.*?)(?:(?P<no>\s+(?:{VISITING})\b.*)|$)"),
+        ),
         (Home, English, none, r"(?i)\bi\s+(?:originally\s+)?come\s+from\s+(?P<v>.+)".into()),
         (
             Home,
             English,
             none,
             format!(
-                r"(?i)(?:\b(?:i|we)(?:'ve|\s+have|'re|\s+are|'m|\s+am)?\s+|^){a}(?:moved|relocated|relocating|moving)\s+(?:from\s+.+?\s+)?to\s+(?P<v>.+)"
+                r"(?i)(?:\b(?:i|we)(?:'ve|\s+have|'re|\s+are|'m|\s+am)?\s+|^){a}(?:moved|relocated|relocating|moving)\s+(?:from\s+.+?\s+)?(?:in)?to\s+(?:an?\s+(?:new\s+|little\s+|small\s+|tiny\s+|bigger\s+)?(?:flat|house|place|apartment|home|studio|condo|cottage)\s+(?:in|near)\s+)?(?P<v>.+)"
             ),
         ),
         (Home, English, none, r"(?i)\bmy\s+(?:new\s+)?home\s+is\s+(?:in\s+)?(?P<v>.+)".into()),
@@ -168,6 +217,22 @@ fn who_and_where() -> Vec<Source> {
         (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40}?)\s+(?:in|at|from)\s+[A-Z]".into()),
         (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40})$".into()),
         (Job, English, none, r"(?i)\b(?:started|starting|began)\s+(?:work(?:ing)?\s+)?as\s+(?P<v>.+)".into()),
+        (
+            Employer,
+            English,
+            none,
+            format!(r"(?i)(?:\bi\s+|^){a}(?:started|began)\s+(?:work(?:ing)?\s+)?as\s+.+?\s+(?:at|with|for)\s+(?P<v>.+)"),
+        ),
+        // "being a sous chef at Dishoom is killing me": the user's own job, said in passing.
+        (Job, English, Occupation, r"(?i)^(?:but\s+|and\s+|so\s+)?being\s+(?P<v>an?\s+[\w\s-]{2,40}?)\s+at\s+\S".into()),
+        (Employer, English, OccupationBefore, r"(?i)^(?:but\s+|and\s+|so\s+)?being\s+(?P<o>an?\s+[\w\s-]{2,40}?)\s+at\s+(?P<v>.+)".into()),
+        // "I work nights at a bakery in Leeds": where the workplace is.
+        (
+            Workplace,
+            English,
+            none,
+            format!(r"(?i)\bi\s+{a}work\s+(?:{SHIFTS}\s+)?(?:as\s+.+?\s+)?(?:at|for)\s+an?\s+[\w\s-]+?\s+in\s+(?P<v>.+)"),
+        ),
         (Home, English, none, r"(?i)\b(?:here|back\s+home)\s+in\s+(?P<v>.+)".into()),
         (Home, English, none, r"(?i)\bwe(?:'re|\s+are)\s+(?:based\s+)?in\s+(?P<v>.+)".into()),
         (
@@ -182,7 +247,7 @@ fn who_and_where() -> Vec<Source> {
             English,
             none,
             format!(
-                r"(?i)(?:\bi(?:'m|\s+am)?\s+|^){a}work(?:ing)?\s+(?:as\s+.+?\s+)?(?:at|for)\s+(?:an?\s+[\w\s]+?\s+(?:called|named)\s+)?(?P<v>.+)"
+                r"(?i)(?:\bi(?:'m|\s+am)?\s+|^){a}work(?:ing)?\s+(?:{SHIFTS}\s+)?(?:as\s+.+?\s+)?(?:at|for)\s+(?:an?\s+[\w\s]+?\s+(?:called|named)\s+)?(?P<v>.+)"
             ),
         ),
         (
@@ -225,6 +290,15 @@ fn who_and_where() -> Vec<Source> {
             none,
             format!(
                 r"(?i)\b(?:my|an?)\s+(?:\w+\s+){{0,2}}?(?P<k>{EN_RELATIONS})\s+(?:named|called)\s+(?P<v>.+)"
+            ),
+        ),
+        // "my dog is a greyhound named Pickle".
+        (
+            Relative,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:my|our)\s+(?P<k>{EN_RELATIONS})\s+is\s+an?\s+(?:[\w-]+\s+){{0,3}}?(?:named|called)\s+(?P<v>.+)"
             ),
         ),
         (
@@ -291,7 +365,7 @@ fn who_and_where() -> Vec<Source> {
         (Home, Chinese, none, "我(?:们)?(?:全家|一家)?(?:已经|刚|最近|上个月|去年)?(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
         (Job, Chinese, none, "(?:我|^)(?:现在|目前)?是一(?:名|位)(?P<v>.+)".into()),
         (Job, Chinese, none, "我(?:现在|目前)?(?:的)?(?:工作|职业)是(?P<v>.+)".into()),
-        (Job, Chinese, Occupation, "(?:我|^)(?:现在|目前)?(?:在.{1,12}?)?(?:当|做)(?P<v>[^，。]{1,8}?)(?:工作)?$".into()),
+        (Job, Chinese, Occupation, format!("(?:我|^){z}(?:在.{{1,12}}?)?(?:当|做|开)(?P<v>[^，。]{{1,8}}?)(?:工作)?$")),
         (Job, Chinese, Occupation, "我(?:现在|目前)?是(?P<v>.+)".into()),
         (Employer, Chinese, none, "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。住]{1,15}?)(?:工作|上班|任职|实习)".into()),
         // "在一家书店当店员", "在腾讯做产品经理": an organisation, then an occupation.
@@ -299,17 +373,37 @@ fn who_and_where() -> Vec<Source> {
             Employer,
             Chinese,
             OccupationAfter,
-            "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。,的]{2,12}?)(?:的[^，。]{1,10}?)?(?:做|当)(?P<o>[^，。,]{1,6})".into(),
+            "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。,的]{2,12}?)(?:的[^，。]{1,10}?)?(?:做|当|开)(?P<o>[^，。,]{1,6})".into(),
         ),
-        (Job, Chinese, Occupation, "在[^，。,]{2,16}?(?:做|当)(?P<v>[^，。,]{1,6})".into()),
+        (
+            Job,
+            Chinese,
+            Occupation,
+            "(?:^[^，。,他她它]{0,4}?|我[^，。,他她它]{0,4}?)在[^，。,]{2,16}?(?:做|当|开)(?P<v>[^，。,]{1,6})".into(),
+        ),
+        // "我在家开淘宝店", "我开了一家咖啡馆": a shop of the user's own.
+        (
+            Employer,
+            Chinese,
+            none,
+            format!("(?:我|^){z}(?:在家)?开(?:了)?(?:一家|一个|个|家)?(?P<v>[^，。,]{{1,10}}?(?:店|工作室|餐厅|饭馆|公司|网店))"),
+        ),
         (Employer, Chinese, none, "我(?:已经|刚|最近)?(?:加入了|入职了|跳槽到了?|去了)(?P<v>.+)".into()),
         (Workplace, Chinese, none, "我(?:的)?(?:工作地点|办公室|公司)(?:现在)?在(?P<v>.+)".into()),
         (Relative, Chinese, none, format!("我(?:家)?(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
         (Relative, Chinese, Surname, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>[^，。]{{2,6}})")),
+        // "我们女儿朵朵今年三岁了", "儿子乐乐上二年级了", "我孙子豆包下周来": a child's pet name.
+        (
+            Relative,
+            Chinese,
+            Nickname,
+            format!("(?:我|我们|^)(?:家)?(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>\\p{{Han}}{{2}})(?P<after>今年|下周|上周|明天|昨天|今天|最近|已经|才|刚|上|下个?|[，。,]|$)"),
+        ),
         (Has, Chinese, none, format!("我(?:们家)?有(?P<v>(?:一|两|二|三|四|五|六|\\d)(?:个|只|条|位)?(?:[^，。]{{0,3}}?)(?:{ZH_KIN}))")),
         (Dislikes, Chinese, none, format!("我{z}(?:不太喜欢|不喜欢|不喜爱|不爱|讨厌|厌恶|受不了)(?P<v>.+)")),
         (Likes, Chinese, none, format!("我{z}(?P<verb>喜欢|喜爱|热爱|爱)(?P<v>.+)")),
         (Likes, Chinese, none, format!("^(?:改|转而|开始)?{z}(?:喜欢|热爱|爱上)了?(?P<v>.+)")),
+        (Likes, Chinese, none, "^(?:平时|平常|一般)?(?:最|特别|超级?|很|非常)爱(?P<v>.+)".into()),
         (Likes, Chinese, none, format!("(?:我|^){z}(?:最近|现在)?(?:迷上|爱上|喜欢上)了?(?P<v>.+)")),
         (Drives, Chinese, none, "我(?:现在|目前)?开(?:一辆|的是|的车是|着一辆)(?P<v>.+)".into()),
     ]
@@ -327,6 +421,27 @@ fn sentence_sources() -> Vec<Source> {
             r"(?i)\bmy\s+(?:home\s+|new\s+|postal\s+|mailing\s+|street\s+|current\s+)?address\s+is\s+(?P<v>[^.;!?]+)".into(),
         ),
         (Slot::Address, Lang::English, none, r"(?i)\bi\s+(?:now\s+|currently\s+)?live\s+at\s+(?P<v>\d[^.;!?]+)".into()),
+        // "moved into a flat in Hackney, right on Mare Street": the street of the user's home.
+        (
+            Slot::Address,
+            Lang::English,
+            none,
+            r"(?i:(?:^|\b(?:i|we|my|our)\b)[^.!?]*?\b(?:live|living|moved|flat|house|apartment|place)\b)[^.!?]*?\b(?i:on|off)\s+(?P<v>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,3}\s+(?:Street|St|Road|Rd|Avenue|Ave|Lane|Way|Drive|Boulevard|Square|Terrace|Crescent|Close|Row|Gardens|Hill))\b".into(),
+        ),
+        // "I'm in Brooklyn, Park Slope specifically", "I live in Portland, Oregon".
+        (
+            Slot::Home,
+            Lang::English,
+            none,
+            r"(?i:\b(?:i(?:'m|\s+am)|we(?:'re|\s+are)|i\s+live|we\s+live|living|based))\s+in\s+(?P<v>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*,\s+[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)".into(),
+        ),
+        // "my twins Ottilie and Rex are 9": the clauses would cut the names apart.
+        (
+            Slot::Relative,
+            Lang::English,
+            none,
+            r"(?i:\bmy\s+(?P<k>twins|kids|children|sons|daughters|boys|girls))\s+(?P<v>[A-Z]\w+(?:,\s+[A-Z]\w+)*,?\s+(?:and|&)\s+[A-Z]\w+)".into(),
+        ),
         (
             Slot::Address,
             Lang::Chinese,

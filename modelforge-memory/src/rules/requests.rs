@@ -41,6 +41,20 @@ fn forget_rest(rest_of_sentence: &str) -> Option<String> {
     if let Some(caps) = FORGET_OBJECT_FIRST.captures(rest_of_sentence) {
         return Some(format!("{}{}", &caps["v"], &caps["tail"]));
     }
+    // "家里人的信息你别记了": without "把", only a topic may come first.
+    if let Some(caps) = FORGET_TOPIC_FIRST.captures(rest_of_sentence)
+        && !Topic::all_named_by(&caps["v"]).is_empty()
+    {
+        return Some(format!("{}{}", &caps["v"], &caps["tail"]));
+    }
+    // "drop the stuff about my work": verbs with other meanings ("drop me a line") must name a
+    // topic.
+    if let Some(rest) = request(&FORGET_LOOSE, rest_of_sentence) {
+        let first = clauses(&rest).into_iter().next().unwrap_or_default();
+        if !Topic::all_named_by(&first).is_empty() {
+            return Some(rest);
+        }
+    }
     let rest = request(&FORGET, rest_of_sentence)?;
     // "别记错了" is "don't get it wrong", not a request to forget.
     (!rest.starts_with(['错', '混'])).then_some(rest)
@@ -88,17 +102,26 @@ static CONTINUES: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The facts of "remember that ...": the facts its patterns find, or else the rest itself.
 fn remembered(rest: &str) -> Vec<Fact> {
-    let facts: Vec<Fact> = clauses(rest).iter().flat_map(|c| clause_facts(c)).collect();
-    if !facts.is_empty() {
+    let mut facts: Vec<Fact> = clauses(rest).iter().flat_map(|c| clause_facts(c)).collect();
+    let value = rest.trim_end_matches(['.', '。', '!', '！', ' ']).trim();
+    // "remember that my sister Freya's wedding is on June 14th": the sister is named in
+    // passing; the note is the wedding.
+    let in_passing = facts.iter().any(|f| f.slot == Slot::Relative && words_after(value, &f.value) >= 2);
+    if !facts.is_empty() && !in_passing {
         return facts;
     }
-    let value = rest.trim_end_matches(['.', '。', '!', '！', ' ']).trim();
     let chars = value.chars().count();
     if !(2..=200).contains(&chars) {
-        return Vec::new();
+        return facts;
     }
     let lang = if value.chars().any(is_han) { Lang::Chinese } else { Lang::English };
-    vec![Fact::new(Slot::Remember, value).in_lang(lang)]
+    facts.push(Fact::new(Slot::Remember, value).in_lang(lang));
+    facts
+}
+
+/// How many words of `text` follow `value`.
+fn words_after(text: &str, value: &str) -> usize {
+    text.find(value).map_or(0, |i| text[i + value.len()..].split_whitespace().count())
 }
 
 /// "Remember that ...", "请记住……": the rest of the sentence.
@@ -113,7 +136,7 @@ static REMEMBER: LazyLock<Regex> = LazyLock::new(|| {
 /// the rest of the sentence.
 static FORGET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^(?:(?:please|also|oh|and|hey|actually|good news)[,\s]+)*(?:(?:(?:can|could|would)\s+you\s+|you\s+can\s+)?(?:please\s+)?(?:forget|delete|erase|remove|(?:stop|quit)\s+remembering|stop\s+(?:keeping\s+track\s+of|tracking|storing|saving)|(?:don't|do\s+not|no\s+need\s+to|there's\s+no\s+need\s+to|you\s+(?:don't|do\s+not)\s+(?:need|have)\s+to|no\s+longer)\s+remember)\s+(?:(?:that|about|what\s+i\s+(?:said|told\s+you)\s+about|the\s+fact\s+that)\s+)?|(?:请|麻烦|帮我)?(?:你|您)?(?:能|可以|就)?(?:帮我)?(?:忘记|忘掉|忘了|删除|删掉|(?:别|不要|不用|不必|不需要)(?:再)?记(?:住|着|录)?|停止记(?:录|住)?)(?:关于)?)\s*(?P<v>.+)",
+        r"(?i)^(?:(?:please|also|oh|and|hey|actually|good\s+news|ok|okay|so|um|uh|hm+|ugh|well|btw|anyway|look|listen|yeah|on\s+second\s+thoughts?)[,\s]+)*(?:(?:(?:can|could|would)\s+you\s+|you\s+can\s+)?(?:please\s+)?(?:forget|delete|erase|remove|(?:stop|quit)\s+remembering|stop\s+(?:keeping\s+track\s+of|tracking|storing|saving)|(?:don't|do\s+not|no\s+need\s+to|there's\s+no\s+need\s+to|you\s+(?:don't|do\s+not)\s+(?:need|have)\s+to|no\s+longer)\s+remember|(?:i'd|i\s+would)\s+(?:prefer|rather)\s+(?:if\s+)?you\s+(?:not|didn't|did\s+not|don't|wouldn't)\s+(?:hold\s+on\s+to|hold\s+onto|keep|store|remember|save|record))\s+(?:(?:that|about|what\s+i\s+(?:said|told\s+you)\s+about|the\s+fact\s+that)\s+)?|(?:请|麻烦|帮我)?(?:你|您)?(?:能|可以|就)?(?:帮我)?(?:忘记|忘掉|忘了|删除|删掉|(?:别|不要|不用|不必|不需要)(?:再)?记(?:住|着|录)?|停止记(?:录|住)?)(?:关于)?)\s*(?P<v>.+)",
     )
     .expect("the forget pattern compiles")
 });
@@ -124,6 +147,22 @@ static FORGET_OBJECT_FIRST: LazyLock<Regex> = LazyLock::new(|| {
         "^(?:请|麻烦你?|你|您|帮我|就|能不能|可以)*把(?P<v>[^，。！？,.!?]+?)(?:都|全|全部|全都)?(?:给我)?(?:给)?(?:忘了|忘掉|忘记|删了|删掉|删除|清除|清掉|抹掉)(?P<tail>.*)$",
     )
     .expect("the object-first forget pattern compiles")
+});
+
+/// "Can you drop the stuff about my work?": verbs that forget only when a topic follows.
+static FORGET_LOOSE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:(?:please|also|oh|and|hey|actually|ok|okay|so|um|hm+|ugh|well|btw|anyway)[,\s]+)*(?:(?:can|could|would)\s+you\s+)?(?:please\s+)?(?:wipe|clear|drop|scrap|ditch|get\s+rid\s+of|(?:don't|do\s+not)\s+(?:keep|store|save|record))\s+(?P<v>.+)",
+    )
+    .expect("the loose forget pattern compiles")
+});
+
+/// "家里人的信息你别记了", "之前说的关于我工作的那些，你都删掉吧": a topic (`v`), then the verb.
+static FORGET_TOPIC_FIRST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        "^(?:之前|以前|刚才)?(?:我)?(?:说|讲|提|告诉你)?(?:过)?(?:的)?(?P<v>[^，。！？,.!?]+?)[，,]?(?:你|您)?(?:就|都|全|全部|全都|也)*(?:给我)?(?:忘了|忘掉|忘记|删了|删掉|删除|清除|清掉|抹掉|(?:别|不要|不用)(?:再)?记(?:了|啦|住|着)?)(?P<tail>.*)$",
+    )
+    .expect("the topic-first forget pattern compiles")
 });
 
 fn request(pattern: &Regex, sentence: &str) -> Option<String> {
@@ -162,6 +201,14 @@ mod tests {
         );
         assert_eq!(facts("Remember that I hate olives"), one(Slot::Dislikes, "olives"));
         assert_eq!(facts("记住，我的车牌号是沪A12345。"), one(Slot::Remember, "我的车牌号是沪A12345"));
+        assert_eq!(
+            facts("remember that my sister Freya's wedding is on June 14th"),
+            [
+                (Slot::Relative, "Freya".to_owned()),
+                (Slot::Remember, "my sister Freya's wedding is on June 14th".to_owned())
+            ]
+        );
+        assert_eq!(facts("Remember that my wife is called Ana."), one(Slot::Relative, "Ana"));
         let forget = said_in("Forget that I like olives.");
         assert_eq!(
             forget,
@@ -207,6 +254,14 @@ mod tests {
         assert_eq!(topics("忘掉我工作的事"), [Topic::Work]);
         assert_eq!(topics("别记我的家人了"), [Topic::Family]);
         assert_eq!(topics("把我的住址忘了吧"), [Topic::Home]);
+        assert_eq!(topics("ok can you forget everything I told you about my job?"), [Topic::Work]);
+        assert_eq!(topics("Can you drop the stuff about my work?"), [Topic::Work]);
+        assert_eq!(
+            topics("on second thought I'd prefer you not hold on to my address or where I live."),
+            [Topic::Home, Topic::Home]
+        );
+        assert_eq!(topics("家里人的信息你别记了，之前说的都删掉吧"), [Topic::Family]);
+        assert_eq!(topics("之前说的关于我工作的那些，你都删掉吧，公司和职位都别留"), [Topic::Work]);
         assert_eq!(topics("Forget that I like olives."), []);
     }
 
@@ -221,7 +276,13 @@ mod tests {
 
     #[test]
     fn look_alikes_are_no_requests() {
-        for text in ["I don't remember my password.", "I keep forgetting my keys.", "别记错了"] {
+        for text in [
+            "I don't remember my password.",
+            "I keep forgetting my keys.",
+            "别记错了",
+            "I'd rather you not use bullet points.",
+            "Drop me a line.",
+        ] {
             assert!(!said_in(text).iter().any(|s| matches!(s, Said::Forget { .. })), "{text}");
         }
         assert_eq!(facts("别记错了，我住在北京"), one(Slot::Home, "北京"));

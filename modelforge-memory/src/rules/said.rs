@@ -6,11 +6,12 @@ use regex::Regex;
 
 use super::care::{allergy_list, condition_list};
 use super::languages::spoken_languages;
+use super::patterns::EN_RELATIONS;
 use super::patterns::{PATTERNS, SENTENCE_PATTERNS};
 use super::requests::{Request, request_in};
 use super::topics::Topic;
-use crate::clauses::{all_sentences, clauses};
-use crate::fact::{Fact, Slot};
+use crate::clauses::{all_sentences, clauses, normalize};
+use crate::fact::{Fact, Lang, Slot};
 
 /// What one message says about the user: facts, and requests to forget something.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +52,51 @@ pub(crate) fn said_in(text: &str) -> Vec<Said> {
     for (sentence, is_question) in all_sentences(text) {
         read_sentence(&sentence, is_question, &mut out);
     }
+    named_later(&normalize(text)).into_iter().for_each(|fact| push_fact(&mut out, fact));
     out
+}
+
+/// "my son's party!! his name is Otis", "our daughter's christening, she's called Maisie": a
+/// relative named by a pronoun after the message mentions them.
+static MENTION: LazyLock<Regex> = LazyLock::new(|| {
+    let source = format!(
+        r"(?i)\b(?:my|our)\s+(?:little\s+|baby\s+|eldest\s+|youngest\s+|older\s+|younger\s+|new\s+)?(?P<k>{EN_RELATIONS})(?:'s)?\b"
+    );
+    Regex::new(&source).unwrap_or_else(|err| panic!("mention pattern {source}: {err}"))
+});
+
+static NAMING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:(?P<p>he|she)(?:'s|\s+is)\s+(?:called|named)|(?P<q>his|her)\s+name(?:'s|\s+is))\s+(?P<v>.+)")
+        .expect("the naming pattern compiles")
+});
+
+const FEMALE: [&str; 9] =
+    ["wife", "girlfriend", "daughter", "sister", "mother", "mom", "mum", "granddaughter", "fiancee"];
+const MALE: [&str; 8] = ["husband", "boyfriend", "son", "brother", "father", "dad", "grandson", "fiance"];
+
+/// The relative a pronoun names: the nearest one mentioned before it, of a fitting sex.
+fn named_later(text: &str) -> Vec<Fact> {
+    let Some(naming) = NAMING.captures(text) else { return Vec::new() };
+    let Some(at) = naming.get(0).map(|m| m.start()) else { return Vec::new() };
+    let before = &text[..at];
+    let Some(mention) = MENTION.captures_iter(before).last() else { return Vec::new() };
+    let key = mention["k"].to_lowercase();
+    let pronoun = naming.name("p").or(naming.name("q")).map_or("", |m| m.as_str()).to_lowercase();
+    let female = pronoun.starts_with("she") || pronoun == "her";
+    let fits = if female { !MALE.contains(&key.as_str()) } else { !FEMALE.contains(&key.as_str()) };
+    let near = mention.get(0).is_some_and(|m| at - m.end() <= 120 && !before[m.end()..].contains('?'));
+    match first_name(&naming["v"]) {
+        Some(name) if fits && near => vec![Fact::new(Slot::Relative, name).with_key(key)],
+        _ => Vec::new(),
+    }
+}
+
+/// A capitalized first word, the name ("Otis and he's ..." gives "Otis").
+fn first_name(text: &str) -> Option<String> {
+    let word = text.split_whitespace().next()?.trim_end_matches(|c: char| !c.is_alphanumeric());
+    let ok =
+        word.chars().next().is_some_and(char::is_uppercase) && word.chars().count() >= 2 && word != "I'm";
+    ok.then(|| word.to_owned())
 }
 
 fn read_sentence(sentence: &str, is_question: bool, out: &mut Vec<Said>) {
@@ -59,10 +104,11 @@ fn read_sentence(sentence: &str, is_question: bool, out: &mut Vec<Said>) {
     let starts = clause_starts(sentence, &parts);
     let request = starts.iter().enumerate().find_map(|(i, &at)| request_in(&sentence[at..]).map(|r| (i, r)));
     // A question asks in its last clause ("I live in Chicago, any tips?"), unless it is a
-    // request ("Can you forget that I hate durian?").
+    // request ("Can you forget that I hate durian?", "could you reply in Spanish from now on?").
+    let asks_for = is_question && parts.last().is_some_and(|last| ASKS_FOR.is_match(last));
     let (before, stated) = match &request {
         Some((i, _)) => (&parts[..*i], &sentence[..starts[*i]]),
-        None if is_question => (&parts[..parts.len().saturating_sub(1)], ""),
+        None if is_question && !asks_for => (&parts[..parts.len().saturating_sub(1)], ""),
         None => (&parts[..], sentence),
     };
     // Patterns across clauses read statements only.
@@ -92,7 +138,20 @@ fn stated_facts(whole: &str, clauses: &[String]) -> Vec<Fact> {
     let allergies: Vec<String> =
         facts.iter().filter(|f| f.slot == Slot::Allergy).map(|f| f.value.to_lowercase()).collect();
     facts.retain(|f| f.slot != Slot::Avoids || !allergies.contains(&f.value.to_lowercase()));
+    // "I'm in Brooklyn, Park Slope": the whole place, not also the first part of it.
+    let all = facts.clone();
+    facts.retain(|f| !all.iter().any(|g| says_more(g, f)));
     facts
+}
+
+/// Whether `more` says what `less` says and more, in a slot that holds one value ("Brooklyn,
+/// Park Slope" and "Brooklyn"; the twins "Ottilie and Rex" and "Ottilie").
+fn says_more(more: &Fact, less: &Fact) -> bool {
+    let one_value = less.slot.is_single() || (less.slot == Slot::Relative && less.key == more.key);
+    more.slot == less.slot
+        && one_value
+        && more.value.len() > less.value.len()
+        && more.value.contains(&less.value)
 }
 
 /// Adds `fact` unless the message already said it.
@@ -141,11 +200,26 @@ fn drop_less_specific(facts: &mut Vec<Fact>) {
     facts.retain(|f| {
         f.slot != Slot::Has || !named.iter().any(|key| f.value.to_lowercase().contains(key.as_str()))
     });
+    // "I work as a barista at a little cafe": an unnamed workplace adds nothing to the job.
+    if facts.iter().any(|f| f.slot == Slot::Job) {
+        facts.retain(|f| {
+            let unnamed = ["a ", "an ", "the "].iter().any(|article| f.value.starts_with(article));
+            f.slot != Slot::Employer || !unnamed || f.lang != Lang::English
+        });
+    }
     // "I prefer answers in Spanish" is how to answer, not a taste for answers.
     if facts.iter().any(|f| f.slot == Slot::AnswerLanguage) {
         facts.retain(|f| f.slot != Slot::Likes);
     }
 }
+
+/// A question that asks the assistant to answer in some way from now on.
+static ASKS_FOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:(?:also|and|so|oh|btw)[,\s]+)*(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:always\s+|only\s+)?(?:answer|reply|respond|write|talk|speak|use|give\s+me)\b.*\b(?:from\s+now\s+on|going\s+forward|in\s+(?:the\s+)?future|always|with\s+me)\b",
+    )
+    .expect("the request pattern compiles")
+});
 
 /// Clauses that deny or refuse rather than state ("don't call me Elizabeth").
 static NOT_ABOUT_ME: LazyLock<Regex> = LazyLock::new(|| {
@@ -278,6 +352,158 @@ mod tests {
         assert_eq!(facts("我已经把名字从周婷婷改成周雨桐了"), one(Slot::Name, "周雨桐"));
         for text in ["I'm interested in Python.", "Hey there!", "我在家做饭", "我在公司做项目"] {
             assert_eq!(facts(text), [], "{text}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod how_people_write {
+    use super::*;
+
+    fn facts(text: &str) -> Vec<(Slot, String)> {
+        slot_values(text)
+    }
+
+    fn has(text: &str, slot: Slot, value: &str) -> bool {
+        facts(text).iter().any(|(s, v)| *s == slot && v == value)
+    }
+
+    #[test]
+    fn asides_greetings_and_lowercase_contractions() {
+        assert!(has("hiya, I'm Imogen. trying to meal prep", Slot::Name, "Imogen"));
+        assert!(has("Also I'm Juno, forgot to say", Slot::Name, "Juno"));
+        assert!(has("oh and fyi im allergic to penicillin", Slot::Allergy, "penicillin"));
+        assert!(has("I'm Yusuf, living in Leicester, looking for ideas", Slot::Home, "Leicester"));
+        assert!(has(
+            "hey can you help? I'm in Brooklyn, Park Slope specifically",
+            Slot::Home,
+            "Brooklyn, Park Slope"
+        ));
+        assert!(has("I live in Portland, Oregon", Slot::Home, "Portland, Oregon"));
+        assert!(has(
+            "I live in a village near Harrogate, lots of paths",
+            Slot::Home,
+            "a village near Harrogate"
+        ));
+        assert!(has("Just moved into a flat in Hackney, right on Mare Street", Slot::Home, "Hackney"));
+        assert!(has("Just moved into a flat in Hackney, right on Mare Street", Slot::Address, "Mare Street"));
+        for text in
+            ["I'm in Paris for the weekend", "I'm in a meeting", "I'm in London this week", "I'm in love"]
+        {
+            assert!(!facts(text).iter().any(|(s, _)| *s == Slot::Home), "{text}");
+        }
+    }
+
+    #[test]
+    fn work_said_in_passing() {
+        assert!(has("oh also I work nights at a bakery in Leeds", Slot::Employer, "a bakery"));
+        assert!(has("oh also I work nights at a bakery in Leeds", Slot::Workplace, "Leeds"));
+        assert!(has("so I just started as a junior actuary at Aviva", Slot::Employer, "Aviva"));
+        assert!(has("but being a sous chef at Dishoom is killing me", Slot::Job, "a sous chef"));
+        assert!(has("but being a sous chef at Dishoom is killing me", Slot::Employer, "Dishoom"));
+        assert_eq!(
+            facts("I work as a barista at a little cafe"),
+            [(Slot::Job, "a barista".to_owned())],
+            "an unnamed workplace adds nothing to the job"
+        );
+        for text in [
+            "being a parent at Christmas is hard",
+            "my sister works nights at a bakery",
+            "I started a new hobby",
+        ] {
+            assert!(!facts(text).iter().any(|(s, _)| matches!(s, Slot::Job | Slot::Employer)), "{text}");
+        }
+    }
+
+    #[test]
+    fn family_and_pets_named_later_or_together() {
+        assert!(has(
+            "Planning my son's 6th bday party!! his name is Otis and he's picky",
+            Slot::Relative,
+            "Otis"
+        ));
+        let christening =
+            facts_in("my husband Idris and I are planning our daughter's christening, she's called Maisie");
+        assert!(christening.iter().any(|f| f.key == "daughter" && f.value == "Maisie"), "{christening:?}");
+        assert!(christening.iter().any(|f| f.key == "husband" && f.value == "Idris"), "{christening:?}");
+        assert!(has("my twins Ottilie and Rex are 9", Slot::Relative, "Ottilie and Rex"));
+        assert!(has("my dog is a greyhound named Pickle, very lazy", Slot::Relative, "Pickle"));
+        assert!(has("我们女儿朵朵今年三岁了", Slot::Relative, "朵朵"));
+        assert!(has("儿子乐乐上二年级了", Slot::Relative, "乐乐"));
+        assert!(has("我孙子豆包下周来我家住", Slot::Relative, "豆包"));
+        for text in [
+            "my friend's son is great, his name is Leo",
+            "my husband is lovely. she's called Maisie",
+            "我女儿生病了",
+            "我女儿喜欢画画",
+            "我儿子小学三年级",
+        ] {
+            assert!(!facts(text).iter().any(|(s, _)| *s == Slot::Relative), "{text}");
+        }
+    }
+
+    #[test]
+    fn health_medication_and_standing_requests() {
+        assert!(has(
+            "one thing - I have photosensitive epilepsy, so no strobes",
+            Slot::Condition,
+            "photosensitive epilepsy"
+        ));
+        assert!(has("I've had a pacemaker since 2019", Slot::Condition, "a pacemaker"));
+        assert!(has("I've had a pacemaker since 2019 and I'm on warfarin", Slot::Medication, "warfarin"));
+        assert!(has("I've been vegan for about three years now", Slot::Trait, "vegan"));
+        assert!(has("my asthma is playing up again", Slot::Condition, "asthma"));
+        assert!(has(
+            "please use metric units with me, I have no idea",
+            Slot::Instruction,
+            "use metric units"
+        ));
+        assert!(has("also could you reply in Spanish from now on?", Slot::AnswerLanguage, "Spanish"));
+        assert!(has("老哥，我叫王大力，最近痛风又犯了", Slot::Condition, "痛风"));
+        assert!(has("我每天都要打胰岛素", Slot::Medication, "胰岛素"));
+        assert!(has("平时只吃清真的", Slot::Diet, "只吃清真"));
+        assert!(has("以后回答我请用繁体字", Slot::AnswerLanguage, "繁体字"));
+        for text in [
+            "My dad is on warfarin.",
+            "I'm on the train.",
+            "Is it safe to take ibuprofen if you're on warfarin?",
+            "I'm not vegan but I like tofu.",
+            "if I were vegan what would I eat?",
+            "my friend has photosensitive epilepsy",
+            "please use a for loop",
+            "could you reply in Spanish?",
+            "我爸在吃华法林",
+            "如果我是素食者怎么办",
+        ] {
+            let found = facts(text);
+            assert!(
+                !found.iter().any(|(s, _)| matches!(
+                    s,
+                    Slot::Medication
+                        | Slot::Trait
+                        | Slot::Condition
+                        | Slot::Instruction
+                        | Slot::AnswerLanguage
+                        | Slot::Diet
+                )),
+                "{text}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn chinese_work_and_home_in_passing() {
+        assert!(has("最近好累，我在德勤做审计，年底忙得要死", Slot::Employer, "德勤"));
+        assert!(has("最近好累，我在德勤做审计，年底忙得要死", Slot::Job, "审计"));
+        assert!(has("我叫阿杰，平时做自由摄影师", Slot::Job, "自由摄影师"));
+        assert!(has("我在天津开出租车，一开就是十二个小时", Slot::Job, "出租车"));
+        assert!(has("我现在住在成都,白天还在一家火锅店当服务员", Slot::Job, "服务员"));
+        assert!(has("我辞职啦，现在在家开淘宝店，卖手工饰品", Slot::Employer, "淘宝店"));
+        assert!(has("我刚搬到成都，住在玉林路那边", Slot::Home, "成都"));
+        assert!(has("我刚搬到成都，住在玉林路那边", Slot::Address, "玉林路那边"));
+        assert!(has("平时最爱喝啤酒撸串，唉", Slot::Likes, "喝啤酒撸串"));
+        for text in ["我在家开会", "他在天津开出租车", "我朋友开了一家咖啡店"] {
+            assert!(!facts(text).iter().any(|(s, _)| matches!(s, Slot::Job | Slot::Employer)), "{text}");
         }
     }
 }

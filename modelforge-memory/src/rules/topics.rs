@@ -101,7 +101,7 @@ fn fact_topics(fact: &Fact) -> Vec<Topic> {
         Slot::Relative => relation_topics(&fact.key),
         Slot::Has => text_topics(&fact.content()),
         Slot::Allergy => vec![Allergies, Health],
-        Slot::Condition => vec![Health],
+        Slot::Condition | Slot::Medication => vec![Health],
         Slot::Diet | Slot::Avoids => vec![Diet],
         // "vegetarian" is a diet, "diabetic" health, "lactose intolerant" both, "left-handed"
         // neither.
@@ -111,7 +111,7 @@ fn fact_topics(fact: &Fact) -> Vec<Topic> {
         Slot::Language | Slot::NativeLanguage | Slot::AnswerLanguage => vec![Languages],
         Slot::Pronouns => vec![Pronouns],
         Slot::Drives => vec![Car],
-        Slot::Likes | Slot::Dislikes | Slot::Remember => Vec::new(),
+        Slot::Likes | Slot::Dislikes | Slot::Remember | Slot::Instruction => Vec::new(),
     }
 }
 
@@ -145,9 +145,11 @@ impl Topic {
     }
 }
 
-/// What joins the topics of a Chinese list ("我的住址和工作").
-static ZH_LIST: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new("和|、|跟|以及|还有").expect("the Chinese list pattern compiles"));
+/// What joins the topics of a list ("我的住址和工作", "my address or where I live").
+static ZH_LIST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)和|、|跟|以及|还有|\s+(?:or|and|nor)\s+|\s*,\s*(?:or\s+|and\s+)?")
+        .expect("the list pattern compiles")
+});
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,9 @@
 //!
 //! The page is hand-written HTML, CSS and JavaScript with no build step, plus three vendored
 //! libraries (marked, DOMPurify, highlight.js core) in `examples/web/vendor`. Every file is
-//! embedded in the binary with `rust-embed`, so the server works offline and ships as one
-//! file; in debug builds rust-embed reads `examples/web` from disk instead, so editing the
-//! page needs no rebuild. Responses are compressed (gzip or brotli, as the browser asks) by
+//! embedded in the binary with `rust-embed` (debug builds too, through its `debug-embed`
+//! feature, so the tests serve exactly what ships), and the server works offline as one
+//! file. Responses are compressed (gzip or brotli, as the browser asks) by
 //! tower-http's compression layer: the assets are a few hundred kilobytes, so compressing per
 //! request costs milliseconds and needs no build-time step. Each asset carries a strong
 //! `ETag` (its SHA-256), so a reload revalidates instead of downloading again.
@@ -19,8 +19,7 @@ use tower_http::compression::CompressionLayer;
 
 use super::{ApiError, AppState};
 
-/// The files of the page, embedded at compile time (read from disk in debug builds), with the
-/// vendored libraries' licenses.
+/// The files of the page, embedded at compile time, with the vendored libraries' licenses.
 #[derive(rust_embed::Embed)]
 #[folder = "web/"]
 struct Assets;

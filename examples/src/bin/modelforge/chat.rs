@@ -89,6 +89,9 @@ pub struct ChatArgs {
 
 /// Runs `modelforge chat`.
 pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> anyhow::Result<()> {
+    if args.web && args.web_args.search_url.is_none() {
+        anyhow::bail!("--web needs a search service: give --search-url URL or set MODELFORGE_SEARCH_URL");
+    }
     // Log in before the slow model load, so a wrong password fails fast.
     let actor = crate::login(store.as_ref(), &args.user)?.actor();
     if let Some(id) = args.session {
@@ -103,9 +106,6 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
         seed: args.seed,
         ..GenerationParams::default()
     };
-    if args.web && args.web_args.search_url.is_none() {
-        anyhow::bail!("--web needs a search service: give --search-url URL or set MODELFORGE_SEARCH_URL");
-    }
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
     let web = setup::open_web(&args.web_args, embedder.clone())?;
     let bank = Arc::new(MemoryBank::new(store.clone(), embedder));

@@ -34,8 +34,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let embedder: Option<Arc<dyn Embedder>> = match args.embedder.as_deref() {
         Some("none") => None,
-        Some(dir) => Some(Arc::new(BertEmbedder::load(&PathBuf::from(dir))?)),
-        None => Some(Arc::new(BertEmbedder::load(&modelforge_testkit::minilm_dir())?)),
+        Some(dir) => Some(Arc::new(BertEmbedder::load(PathBuf::from(dir))?)),
+        None => Some(Arc::new(BertEmbedder::load(modelforge_testkit::minilm_dir())?)),
     };
     let server = WebServer::start();
     // Five pages: two articles, a page over the size cap, and two more copies of articles.

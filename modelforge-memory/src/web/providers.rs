@@ -7,12 +7,16 @@ use chrono::NaiveDate;
 use modelforge_core::{SearchError, SearchHit, SearchProvider, WebSearchOptions};
 use serde_json::Value;
 
+/// What a provider makes of an error status: the status, the `Retry-After` seconds and the
+/// address shown in messages; `None` for the generic status error.
+type OnStatus<'a> = &'a dyn Fn(u16, Option<u64>, &str) -> Option<SearchError>;
+
 /// One GET to a search service: the JSON answer, or the error the status means.
 fn get_json(
     agent: &ureq::Agent,
     url: &url::Url,
     options: &WebSearchOptions,
-    on_status: &dyn Fn(u16, Option<u64>, &str) -> Option<SearchError>,
+    on_status: OnStatus<'_>,
 ) -> Result<Value, SearchError> {
     let shown = without_query(url);
     let mut response = agent

@@ -194,3 +194,31 @@ pub fn local_models(data_dir: &Path) -> Vec<CachedModel> {
     models.retain(|m| seen.insert(m.path.clone()));
     models
 }
+
+/// Web search settings shared by the CLI and the server.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct WebArgs {
+    /// The SearXNG instance used for web search (`json` must be in its `search.formats`).
+    #[arg(long, env = "MODELFORGE_SEARCH_URL")]
+    pub search_url: Option<String>,
+    /// Let web search fetch pages on loopback, private and link-local addresses (a local
+    /// deployment; never on a server that strangers can use).
+    #[arg(long, env = "MODELFORGE_WEB_ALLOW_PRIVATE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub web_allow_private: bool,
+    /// Seconds a web search may take in all, from the first query to the last page.
+    #[arg(long, default_value_t = 8)]
+    pub web_deadline: u64,
+}
+
+/// The web search for `args`, or `None` when no search service is configured.
+pub fn open_web(
+    args: &WebArgs,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> anyhow::Result<Option<Arc<modelforge_memory::WebSearch>>> {
+    let Some(url) = args.search_url.as_deref().filter(|u| !u.trim().is_empty()) else { return Ok(None) };
+    let provider = modelforge_memory::SearxngProvider::new(url)?;
+    let options = modelforge_memory::WebOptions::default()
+        .with_allow_private(args.web_allow_private)
+        .with_deadline(std::time::Duration::from_secs(args.web_deadline.max(1)));
+    Ok(Some(Arc::new(modelforge_memory::WebSearch::new(Arc::new(provider), embedder, options))))
+}

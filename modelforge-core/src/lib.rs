@@ -10,7 +10,9 @@
 //!   sum of six slices a caller can hold alone: [`UserStore`], [`TokenStore`],
 //!   [`ApiKeyStore`], [`ChatStore`], [`MemoryStore`] and [`ExportStore`];
 //! - [`MemoryExtractor`]: conversation to memory operations (`modelforge-memory`);
-//! - [`ModelHub`]: find and fetch models (`modelforge-hub`).
+//! - [`ModelHub`]: find and fetch models (`modelforge-hub`);
+//! - [`SearchProvider`]: web search results for grounded answers (`modelforge-memory`, feature
+//!   `web`).
 //!
 //! The traits are synchronous and object safe. Inference is CPU-bound and diesel is
 //! blocking, so async would only hide the cost; a server moves calls onto a blocking pool, and
@@ -48,6 +50,7 @@ mod hub;
 mod ids;
 mod memory;
 mod model;
+mod search;
 mod store;
 
 pub use backend::{Backend, Embedder, LoadOptions, LoadedModel, PieceCallback};
@@ -58,6 +61,7 @@ pub use hub::{CachedModel, CancelToken, ModelHub, Progress, RepoFile, RepoSummar
 pub use ids::{ApiKeyId, InvalidId, MemoryId, MessageId, SessionId, UserId};
 pub use memory::{MemoryExtractor, MemoryOp};
 pub use model::{ModelFormat, ModelInfo, detect_format, inspect};
+pub use search::{SearchError, SearchHit, SearchProvider, WebSearchOptions};
 pub use store::{
     Actor, ApiKey, ApiKeyStore, ChatStore, CreatedApiKey, ExportStore, ImportSummary, Memory, MemoryDetails,
     MemoryKind, MemoryRecord, MemoryStore, MemoryUpdate, Message, MessagePage, NewMemory, NewSession,

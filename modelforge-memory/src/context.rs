@@ -117,12 +117,18 @@ pub struct ContextReport {
     pub history_summarized: usize,
     /// The oldest history messages dropped (not summarized).
     pub history_left_out: usize,
+    /// Web sources put into the prompt (with the new message).
+    #[serde(default)]
+    pub sources_used: usize,
+    /// Web sources found but left out to fit their share of the budget.
+    #[serde(default)]
+    pub sources_left_out: usize,
 }
 
 impl ContextReport {
     /// Whether every memory and every history message made it in.
     pub fn is_complete(&self) -> bool {
-        self.memories_left_out.is_empty() && self.history_left_out == 0
+        self.memories_left_out.is_empty() && self.history_left_out == 0 && self.sources_left_out == 0
     }
 
     /// One line saying what was left out, e.g. "left out 4 older messages and 1 memory to fit
@@ -139,6 +145,9 @@ impl ContextReport {
         };
         if !self.memories_left_out.is_empty() {
             dropped.push(count(self.memories_left_out.len(), "memory", "memories"));
+        }
+        if self.sources_left_out > 0 {
+            dropped.push(count(self.sources_left_out, "web source", "web sources"));
         }
         if dropped.is_empty() {
             format!(
@@ -229,6 +238,8 @@ pub fn assemble_context(
         history_used,
         history_summarized: if req.summary.is_some() { req.summarized_messages } else { 0 },
         history_left_out: req.history.len() - history_used,
+        sources_used: 0,
+        sources_left_out: 0,
     };
     if !report.is_complete() {
         tracing::debug!(summary = %report.summary(), "context assembled with omissions");
@@ -418,6 +429,8 @@ mod tests {
             history_used: 2,
             history_summarized: 0,
             history_left_out: 4,
+            sources_used: 0,
+            sources_left_out: 0,
         };
         assert_eq!(report.summary(), "left out 4 older messages and 1 memory to fit 2048 tokens");
         assert!(!report.is_complete());

@@ -91,8 +91,11 @@ mod index;
 mod keywords;
 mod llm;
 mod rules;
+mod sources;
 mod state;
 mod summary;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use bank::{ConsolidationOptions, Learned, MemoryBank, RecallOptions};
 pub use context::{
@@ -100,10 +103,16 @@ pub use context::{
     SUMMARY_HEADER, assemble_context,
 };
 pub use conversation::{
-    ChatError, ChatOptions, Conversation, DEFAULT_SYSTEM_PROMPT, MemoryMode, TurnOutcome,
+    ChatError, ChatOptions, Conversation, DEFAULT_SYSTEM_PROMPT, MemoryMode, TurnOptions, TurnOutcome,
 };
 pub use index::{Hit, MemoryIndex, SearchOptions};
 pub use llm::{FACTS_GRAMMAR, LlmExtractor};
 pub use rules::RuleExtractor;
+pub use sources::{
+    PageFailure, QUESTION_HEADER, QueriesBy, SOURCES_HEADER, Source, SourceRef, WEB_FAILED_RULES, WEB_RULES,
+    WebReport, WebTimings, with_sources,
+};
 pub use state::{DirStateCache, StateCache};
 pub use summary::{SUMMARY_MAX_TOKENS, summarize};
+#[cfg(feature = "web")]
+pub use web::{JsonFields, JsonProvider, SearxngProvider, WebOptions, WebSearch};

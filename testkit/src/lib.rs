@@ -4,13 +4,15 @@
 //! (or `MODELFORGE_TEST_MODELS`). A test that needs one fails with instructions when it is
 //! missing: a missing model is never a silent skip.
 //!
-//! [`hub_server`] is a local stand-in for the Hugging Face Hub, for the hub client's tests.
+//! [`hub_server`] is a local stand-in for the Hugging Face Hub, for the hub client's tests;
+//! [`web_server`] one for a search engine and the web pages it finds.
 
 pub mod echo_model;
 pub mod gguf;
 pub mod hub_server;
 pub mod memory_store;
 pub mod prompt_only;
+pub mod web_server;
 
 use std::path::PathBuf;
 

@@ -68,6 +68,8 @@ struct Args {
     /// Also let the model extract memories, besides the rules.
     #[arg(long)]
     llm_memory: bool,
+    #[command(flatten)]
+    web: setup::WebArgs,
     /// How long running replies may take to finish after Ctrl-C or SIGTERM, in seconds.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
@@ -111,15 +113,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let model =
         tokio::task::block_in_place(|| pool.get(None)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let embedder = setup::open_embedder(&data_dir, args.embedder.as_deref())?;
+    let web = setup::open_web(&args.web, embedder.clone())?;
     let memory = Arc::new(MemoryBank::new(store.clone(), embedder));
     let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
     if args.llm_memory {
         extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
     }
     // No state files: llama.cpp keeps recent conversations' prefixes warm in memory.
-    let chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
+    let mut chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
         .with_options(ChatOptions::default().with_system_prompt(args.system.as_str()))
         .with_extractors(extractors);
+    if let Some(web) = web {
+        chat = chat.with_web(web);
+    }
     let mut state = AppState::new(store, Arc::new(pool), memory, chat);
     state.registration = args.registration;
     state.shared_store = args.database_url.is_some();

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use modelforge_core::{
     Actor, GenerationParams, MessageId, NewSession, Page, Session, SessionId, SessionQuery, SessionUpdate,
 };
-use modelforge_memory::TurnOutcome;
+use modelforge_memory::{TurnOptions, TurnOutcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -290,10 +290,8 @@ async fn send(
     if body.content.trim().is_empty() {
         return Err(ApiError::bad_request("content must not be blank"));
     }
-    if body.web {
-        return Err(ApiError::bad_request("web search is not configured on this server"));
-    }
-    answer(state, actor, id, (body.params, body.system), Ask::Send(body.content)).await
+    let turn = turn_options(&state, body.web)?;
+    answer(state, actor, id, (body.params, body.system), turn, Ask::Send(body.content)).await
 }
 
 async fn regenerate(
@@ -311,7 +309,7 @@ async fn regenerate(
             .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?;
         (body.params, body.system)
     };
-    answer(state, actor, id, settings, Ask::Regenerate).await
+    answer(state, actor, id, settings, TurnOptions::default(), Ask::Regenerate).await
 }
 
 async fn edit(
@@ -323,7 +321,20 @@ async fn edit(
     if body.content.trim().is_empty() {
         return Err(ApiError::bad_request("content must not be blank"));
     }
-    answer(state, actor, id, (body.params, body.system), Ask::Edit(message, body.content)).await
+    let turn = turn_options(&state, body.web)?;
+    answer(state, actor, id, (body.params, body.system), turn, Ask::Edit(message, body.content)).await
+}
+
+/// The turn's settings; web search on a server without a search service is refused up front.
+fn turn_options(state: &AppState, web: bool) -> Result<TurnOptions, ApiError> {
+    if web && !state.chat.has_web() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "web_search_not_configured",
+            "web search is not configured on this server: start it with --search-url URL (or MODELFORGE_SEARCH_URL)",
+        ));
+    }
+    Ok(TurnOptions::default().with_web(web))
 }
 
 /// Starts the turn on the blocking pool and answers with its reply as server-sent events.
@@ -334,6 +345,7 @@ async fn answer(
     actor: Actor,
     session: SessionId,
     (params, system): (ParamsBody, Option<String>),
+    turn: TurnOptions,
     ask: Ask,
 ) -> Result<Response, ApiError> {
     // Checked first, so an unknown session or a bad request gets its own status.
@@ -371,9 +383,11 @@ async fn answer(
             ControlFlow::Continue(())
         };
         let result = match ask {
-            Ask::Send(text) => chat.turn(&actor, session, &text, &params, on_piece),
+            Ask::Send(text) => chat.turn_with(&actor, session, &text, &params, &turn, on_piece),
             Ask::Regenerate => chat.regenerate(&actor, session, &params, on_piece),
-            Ask::Edit(message, text) => chat.edit(&actor, session, message, &text, &params, on_piece),
+            Ask::Edit(message, text) => {
+                chat.edit_with(&actor, session, message, &text, &params, &turn, on_piece)
+            }
         };
         // The session is free for the next message before `done` reaches anyone, so a client
         // that answers at once is never told a reply is still in progress.
@@ -427,6 +441,8 @@ fn done_event(
         "memory_error": learn_error,
         "context": outcome.context,
         "context_summary": context_line(outcome),
+        "sources": outcome.sources,
+        "web": outcome.web,
     })
 }
 

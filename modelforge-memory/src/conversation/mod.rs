@@ -14,10 +14,11 @@ use modelforge_core::{
 use crate::bank::{Learned, MemoryBank, RecallOptions};
 use crate::context::{AssembledContext, ContextBudget, ContextRequest, assemble_context};
 use crate::rules::RuleExtractor;
+use crate::sources::{WEB_FAILED_RULES, WEB_RULES, WebReport, with_sources};
 use crate::state::StateCache;
 use crate::summary::summarize;
 use serial::Sessions;
-pub use types::{ChatError, ChatOptions, DEFAULT_SYSTEM_PROMPT, MemoryMode, TurnOutcome};
+pub use types::{ChatError, ChatOptions, DEFAULT_SYSTEM_PROMPT, MemoryMode, TurnOptions, TurnOutcome};
 
 /// A chat with memory over one model: each turn recalls what matters about the user,
 /// assembles the prompt within the context (older turns summarized once), restores the
@@ -74,6 +75,8 @@ pub struct Conversation {
     state: Option<Arc<dyn StateCache>>,
     options: ChatOptions,
     sessions: Arc<Sessions>,
+    #[cfg(feature = "web")]
+    web: Option<Arc<crate::web::WebSearch>>,
 }
 
 /// What a reply is generated from, and what storing it changes.
@@ -119,6 +122,8 @@ impl Conversation {
             state: None,
             options: ChatOptions::default(),
             sessions: Arc::default(),
+            #[cfg(feature = "web")]
+            web: None,
         }
     }
 
@@ -153,7 +158,24 @@ impl Conversation {
             state: self.state.clone(),
             options: self.options.clone(),
             sessions: Arc::clone(&self.sessions),
+            #[cfg(feature = "web")]
+            web: self.web.clone(),
         }
+    }
+
+    /// Answering turns that ask for it ([`TurnOptions::web`]) from web sources found by `web`.
+    #[cfg(feature = "web")]
+    pub fn with_web(mut self, web: Arc<crate::web::WebSearch>) -> Self {
+        self.web = Some(web);
+        self
+    }
+
+    /// Whether turns can search the web.
+    pub fn has_web(&self) -> bool {
+        #[cfg(feature = "web")]
+        return self.web.is_some();
+        #[cfg(not(feature = "web"))]
+        false
     }
 
     /// The model that replies.
@@ -181,7 +203,20 @@ impl Conversation {
         params: &GenerationParams,
         on_piece: &mut PieceCallback<'_>,
     ) -> Result<TurnOutcome, ChatError> {
-        self.run(actor, session, params, on_piece, |history| {
+        self.turn_with(actor, session, text, params, &TurnOptions::default(), on_piece)
+    }
+
+    /// Like [`turn`](Self::turn), with settings of this turn alone (e.g. web search).
+    pub fn turn_with(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        text: &str,
+        params: &GenerationParams,
+        turn: &TurnOptions,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<TurnOutcome, ChatError> {
+        self.run(actor, session, params, turn, on_piece, |history| {
             Ok((history, Question::New(text.to_owned()), Replace::Nothing))
         })
     }
@@ -196,7 +231,7 @@ impl Conversation {
         params: &GenerationParams,
         on_piece: &mut PieceCallback<'_>,
     ) -> Result<TurnOutcome, ChatError> {
-        self.run(actor, session, params, on_piece, |mut history| {
+        self.run(actor, session, params, &TurnOptions::default(), on_piece, |mut history| {
             let last_user = history.iter().rposition(|m| m.role == Role::User);
             history.truncate(last_user.map_or(0, |i| i + 1));
             let question = history.pop().ok_or(ChatError::NothingToRegenerate { session })?;
@@ -216,7 +251,22 @@ impl Conversation {
         params: &GenerationParams,
         on_piece: &mut PieceCallback<'_>,
     ) -> Result<TurnOutcome, ChatError> {
-        self.run(actor, session, params, on_piece, |mut history| {
+        self.edit_with(actor, session, message, text, params, &TurnOptions::default(), on_piece)
+    }
+
+    /// Like [`edit`](Self::edit), with settings of this turn alone (e.g. web search).
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit_with(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        message: MessageId,
+        text: &str,
+        params: &GenerationParams,
+        turn: &TurnOptions,
+        on_piece: &mut PieceCallback<'_>,
+    ) -> Result<TurnOutcome, ChatError> {
+        self.run(actor, session, params, turn, on_piece, |mut history| {
             let at = history.iter().position(|m| m.id == message).ok_or_else(|| {
                 ChatError::Store(StoreError::NotFound { what: "message", id: message.to_string() })
             })?;
@@ -235,6 +285,7 @@ impl Conversation {
         actor: &Actor,
         session: SessionId,
         params: &GenerationParams,
+        turn: &TurnOptions,
         on_piece: &mut PieceCallback<'_>,
         plan: impl FnOnce(Vec<Message>) -> Result<(Vec<Message>, Question, Replace), ChatError>,
     ) -> Result<TurnOutcome, ChatError> {
@@ -242,7 +293,10 @@ impl Conversation {
         let session = self.chats.get_session(actor, session)?;
         let (history, question, replaces) = plan(self.chats.list_messages(actor, session.id)?)?;
         let pending = Pending { session: &session, history, question, replaces };
-        self.answer(actor, pending, params, &guard.cancel, on_piece)
+        if turn.web && !self.has_web() {
+            return Err(ChatError::WebNotConfigured);
+        }
+        self.answer(actor, pending, params, turn, &guard.cancel, on_piece)
     }
 
     /// Stops the turn running on `session`, if the acting user runs one there; whether one was
@@ -274,6 +328,7 @@ impl Conversation {
         actor: &Actor,
         pending: Pending<'_>,
         params: &GenerationParams,
+        turn: &TurnOptions,
         cancel: &modelforge_core::CancelToken,
         on_piece: &mut PieceCallback<'_>,
     ) -> Result<TurnOutcome, ChatError> {
@@ -296,7 +351,24 @@ impl Conversation {
             }
             _ => Vec::new(),
         };
-        let context = self.assemble(actor, &pending, &question, &memories, &budget)?;
+        let web = self.research(turn, &pending.history, &question.content);
+        let mut system_prompt = self.options.system_prompt.clone();
+        let (mut asked, mut sources, mut left_out) = (question.clone(), Vec::new(), 0);
+        if let Some((found, report, share)) = &web {
+            let rules = if report.error.is_some() { WEB_FAILED_RULES } else { WEB_RULES };
+            system_prompt = if system_prompt.is_empty() {
+                rules.to_owned()
+            } else {
+                format!("{system_prompt}\n\n{rules}")
+            };
+            let limit = (budget.prompt_budget() as f32 * share.clamp(0.0, 1.0)) as usize
+                + self.count(&question.content);
+            let (text, used) = with_sources(&question.content, found, limit, &|t| self.count(t));
+            (asked, left_out) = (ChatMessage::user(text), found.len() - used.len());
+            sources = used;
+        }
+        let mut context = self.assemble(actor, &pending, &asked, &system_prompt, &memories, &budget)?;
+        (context.report.sources_used, context.report.sources_left_out) = (sources.len(), left_out);
         if let Some(cache) = &self.state {
             cache.restore(&*self.model, session);
         }
@@ -325,6 +397,12 @@ impl Conversation {
             context: context.report,
             memory,
             memories,
+            web: web.map(|(_, mut report, _)| {
+                report.sources = sources.clone();
+                report.sources_left_out = left_out;
+                report
+            }),
+            sources,
             prompt: context.messages,
         })
     }
@@ -361,6 +439,28 @@ impl Conversation {
         Ok((Some(user), Some(reply)))
     }
 
+    /// The web search of a turn that asks for one: the sources found, the report and the
+    /// sources' share of the budget.
+    fn research(
+        &self,
+        turn: &TurnOptions,
+        history: &[Message],
+        question: &str,
+    ) -> Option<(Vec<crate::sources::Source>, WebReport, f32)> {
+        if !turn.web {
+            return None;
+        }
+        #[cfg(feature = "web")]
+        if let Some(web) = &self.web {
+            let history: Vec<ChatMessage> = history.iter().map(ChatMessage::from).collect();
+            let found = web.research(&*self.model, &history, question);
+            tracing::debug!(summary = %found.report.summary(), "web search");
+            return Some((found.sources, found.report, web.options().share));
+        }
+        let _ = (history, question);
+        None
+    }
+
     fn memory_mode(&self, actor: &Actor, session: &Session) -> Result<MemoryMode, ChatError> {
         Ok(if self.options.temporary || session.temporary {
             MemoryMode::Temporary
@@ -383,6 +483,7 @@ impl Conversation {
         actor: &Actor,
         pending: &Pending<'_>,
         question: &ChatMessage,
+        system_prompt: &str,
         memories: &[Memory],
         budget: &ContextBudget,
     ) -> Result<AssembledContext, ChatError> {
@@ -399,7 +500,7 @@ impl Conversation {
                 let mut history: Vec<ChatMessage> = stored[start..].iter().map(ChatMessage::from).collect();
                 history.push(question.clone());
                 let request = ContextRequest {
-                    system_prompt: &self.options.system_prompt,
+                    system_prompt,
                     memories,
                     summary: summary.map(|s| s.content.as_str()),
                     summarized_messages: start,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::context::{ContextBudget, ContextError, ContextReport};
 use crate::index::SearchOptions;
+use crate::sources::{SourceRef, WebReport};
 
 /// The system prompt used when the caller gives none.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant.";
@@ -82,6 +83,28 @@ impl ChatOptions {
     }
 }
 
+/// Settings of one turn, beside the conversation's [`ChatOptions`].
+///
+/// ```
+/// use modelforge_memory::TurnOptions;
+/// assert!(TurnOptions::default().with_web(true).web);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TurnOptions {
+    /// Search the web and answer from the sources found (needs the `web` feature and
+    /// [`Conversation::with_web`](super::Conversation)).
+    pub web: bool,
+}
+
+impl TurnOptions {
+    /// With web search on or off.
+    pub fn with_web(mut self, web: bool) -> Self {
+        self.web = web;
+        self
+    }
+}
+
 /// Whether a turn read and may write the user's memories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,6 +137,11 @@ pub struct TurnOutcome {
     pub memory: MemoryMode,
     /// The memories put into the prompt (those of `context.memories_used`).
     pub memories: Vec<Memory>,
+    /// The web sources in the prompt, numbered as the reply cites them (empty without web
+    /// search).
+    pub sources: Vec<SourceRef>,
+    /// What the web search did, when the turn asked for one.
+    pub web: Option<WebReport>,
     /// The messages the model was given: the system prompt with memories and summary, then
     /// the history that fit.
     #[serde(skip)]
@@ -154,6 +182,12 @@ pub enum ChatError {
         /// The session.
         session: SessionId,
     },
+    /// Web search was asked for, but this conversation has no search configured (or was
+    /// built without the `web` feature).
+    #[error(
+        "web search is not configured: give a search service (e.g. --search-url or MODELFORGE_SEARCH_URL)"
+    )]
+    WebNotConfigured,
     /// Edit of a message that is not the user's (only the user's own words can be edited).
     #[error("message {message} is not a user message; only user messages can be edited")]
     NotAUserMessage {

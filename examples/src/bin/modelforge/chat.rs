@@ -13,7 +13,7 @@ use modelforge_core::{
 use modelforge_examples::setup;
 use modelforge_memory::{
     ChatOptions, ContextBudget, Conversation, DEFAULT_SYSTEM_PROMPT, DirStateCache, Learned, LlmExtractor,
-    MemoryBank, MemoryMode, RuleExtractor, TurnOutcome,
+    MemoryBank, MemoryMode, RuleExtractor, TurnOptions, TurnOutcome,
 };
 use serde_json::json;
 
@@ -79,10 +79,19 @@ pub struct ChatArgs {
     /// Leave out old turns that do not fit instead of summarizing them.
     #[arg(long)]
     no_summary: bool,
+    /// Search the web for each message and answer from the pages found, citing them (`/web`
+    /// toggles it in the interactive chat).
+    #[arg(long)]
+    web: bool,
+    #[command(flatten)]
+    web_args: setup::WebArgs,
 }
 
 /// Runs `modelforge chat`.
 pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> anyhow::Result<()> {
+    if args.web && args.web_args.search_url.is_none() {
+        anyhow::bail!("--web needs a search service: give --search-url URL or set MODELFORGE_SEARCH_URL");
+    }
     // Log in before the slow model load, so a wrong password fails fast.
     let actor = crate::login(store.as_ref(), &args.user)?.actor();
     if let Some(id) = args.session {
@@ -98,6 +107,7 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
         ..GenerationParams::default()
     };
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
+    let web = setup::open_web(&args.web_args, embedder.clone())?;
     let bank = Arc::new(MemoryBank::new(store.clone(), embedder));
     let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
     if args.llm_memory {
@@ -109,11 +119,14 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
         .with_memory_share(args.memory_share)
         .with_summary(!args.no_summary);
     // Each run of the CLI is a new process: the sessions' model state waits in files.
-    let chat = Conversation::new(Arc::clone(&model), store.clone(), store.clone(), bank)
+    let mut chat = Conversation::new(Arc::clone(&model), store.clone(), store.clone(), bank)
         .with_options(options)
         .with_extractors(extractors)
         .with_state_cache(Arc::new(DirStateCache::new(data_dir.join("state"))));
-    let cli = Cli { chat: &chat, store: store.as_ref(), params: &params, actor };
+    if let Some(web) = web {
+        chat = chat.with_web(web);
+    }
+    let cli = Cli { chat: &chat, store: store.as_ref(), params: &params, actor, web: args.web };
     match &args.message {
         Some(message) => cli.one_turn(args.session, args.temporary, message, args.json),
         None => Interactive {
@@ -132,6 +145,8 @@ struct Cli<'a> {
     store: &'a dyn SessionStore,
     params: &'a GenerationParams,
     actor: Actor,
+    /// Search the web for each message.
+    web: bool,
 }
 
 impl Cli<'_> {
@@ -144,7 +159,8 @@ impl Cli<'_> {
     /// Runs one turn, printing the reply as it comes unless `quiet`.
     fn say(&self, session: SessionId, text: &str, quiet: bool) -> anyhow::Result<TurnOutcome> {
         let mut stdout = std::io::stdout();
-        let outcome = self.chat.turn(&self.actor, session, text, self.params, &mut |piece| {
+        let turn = TurnOptions::default().with_web(self.web);
+        let outcome = self.chat.turn_with(&self.actor, session, text, self.params, &turn, &mut |piece| {
             if !quiet {
                 print!("{piece}");
                 let _ = stdout.flush();
@@ -153,6 +169,7 @@ impl Cli<'_> {
         })?;
         if !quiet {
             println!();
+            note_sources(&outcome);
             note_finish(&outcome);
         }
         Ok(outcome)
@@ -199,7 +216,27 @@ fn turn_json(outcome: &TurnOutcome, learned: &Learned) -> serde_json::Value {
         "memories_forgotten": learned.deleted,
         "memory_failures": learned.failures,
         "context": outcome.context,
+        "sources": outcome.sources,
+        "web": outcome.web,
     })
+}
+
+/// The sources under the reply, and what the web search could not use.
+fn note_sources(outcome: &TurnOutcome) {
+    if !outcome.sources.is_empty() {
+        println!("Sources:");
+        for source in &outcome.sources {
+            println!("  [{}] {} <{}>", source.n, source.title, source.url);
+        }
+    }
+    if let Some(report) = &outcome.web {
+        if report.error.is_some() || !report.timed_out.is_empty() || !report.failed.is_empty() {
+            eprintln!("[{}]", report.summary());
+        }
+        if let Some(note) = &report.queries_note {
+            eprintln!("[searched with your words: {note}]");
+        }
+    }
 }
 
 fn note_finish(outcome: &TurnOutcome) {
@@ -228,8 +265,8 @@ fn note_learned(learned: &Learned) {
     }
 }
 
-const HELP: &str = "commands: /new  /temporary  /list  /switch ID  /rename TITLE  /delete ID  /regenerate  \
-                    /memories  /help  /quit";
+const HELP: &str = "commands: /new  /temporary  /web  /list  /switch ID  /rename TITLE  /delete ID  \
+                    /regenerate  /memories  /help  /quit";
 
 /// The interactive loop: reads lines, runs turns, handles slash commands.
 struct Interactive<'a> {
@@ -339,6 +376,18 @@ impl Interactive<'_> {
                     eprintln!("[the next session is {}temporary]", if self.temporary { "" } else { "not " });
                 }
             },
+            "web" => {
+                if !self.cli.chat.has_web() {
+                    anyhow::bail!(
+                        "web search needs a search service: restart with --search-url URL or MODELFORGE_SEARCH_URL"
+                    );
+                }
+                self.cli.web = !self.cli.web;
+                eprintln!(
+                    "[web search is {}]",
+                    if self.cli.web { "on: messages are answered from web sources" } else { "off" }
+                );
+            }
             "list" => {
                 for s in store.list_sessions(actor, &Default::default())?.sessions {
                     let mark = if Some(s.id) == self.session { "*" } else { " " };

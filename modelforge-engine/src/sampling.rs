@@ -2,14 +2,16 @@
 
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use modelforge_core::{BackendError, GenerationParams};
 
 /// How many recent tokens the repeat penalty looks at (llama.cpp's default).
 const PENALTY_LAST_N: i32 = 64;
 
-/// Builds the chain in llama.cpp's own order: penalties, top-k, top-p, min-p, temperature,
-/// then a seeded draw. Greedy settings skip straight to picking the most likely token. A
-/// grammar comes first, so every later step only sees tokens the grammar allows.
+/// Builds the chain in llama.cpp's own order: logit biases, penalties, top-k, top-p, min-p,
+/// temperature, then a seeded draw. Greedy settings skip straight to picking the most likely
+/// token. A grammar comes first, so every later step only sees tokens the grammar allows.
 pub(crate) fn sampler_chain(
     params: &GenerationParams,
     model: &LlamaModel,
@@ -22,8 +24,28 @@ pub(crate) fn sampler_chain(
         })?;
         chain.push(sampler);
     }
-    if params.repeat_penalty != 1.0 {
-        chain.push(LlamaSampler::penalties(n_vocab, PENALTY_LAST_N, params.repeat_penalty, 0.0, 0.0));
+    if !params.logit_bias.is_empty() {
+        let mut biases = Vec::with_capacity(params.logit_bias.len());
+        for &(token, bias) in &params.logit_bias {
+            if i64::from(token) >= i64::from(n_vocab) {
+                return Err(BackendError::InvalidRequest {
+                    reason: format!(
+                        "logit_bias names token {token}, but the vocabulary has {n_vocab} tokens"
+                    ),
+                });
+            }
+            biases.push(LlamaLogitBias::new(LlamaToken(token as i32), bias));
+        }
+        chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+    }
+    if params.repeat_penalty != 1.0 || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+        chain.push(LlamaSampler::penalties(
+            n_vocab,
+            PENALTY_LAST_N,
+            params.repeat_penalty,
+            params.frequency_penalty,
+            params.presence_penalty,
+        ));
     }
     if params.is_greedy() {
         chain.push(LlamaSampler::greedy());

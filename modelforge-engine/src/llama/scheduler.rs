@@ -25,7 +25,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use modelforge_core::{BackendError, CancelToken, FinishReason, Generation, GenerationParams};
+use modelforge_core::{
+    BackendError, CancelToken, FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob,
+};
 
 use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
@@ -51,6 +53,9 @@ pub(crate) struct Settings {
 
 /// Sent by the worker to the caller of a generation.
 pub(crate) enum Event {
+    /// A sampled token's log-probabilities (only when asked for), sent before the text it
+    /// completes.
+    Token(TokenLogprob),
     /// Text ready to show.
     Piece(String),
     /// The generation is over.
@@ -503,6 +508,12 @@ impl<'m> Worker<'m> {
         if vocab.is_eog(token) {
             return self.finish(i, FinishReason::Stop);
         }
+        if let Some(top) = job.request.params.logprobs {
+            let logprob = token_logprob(self.model, ctx.get_logits_ith(at), token, top as usize);
+            if job.request.events.send(Event::Token(logprob)).is_err() {
+                return self.finish(i, FinishReason::Cancelled);
+            }
+        }
         match job.stream.push_token(&vocab.token_to_piece(token, false, None)) {
             ControlFlow::Break(reason) => self.finish(i, reason),
             ControlFlow::Continue(()) => job.next = Some(token),
@@ -683,5 +694,39 @@ impl<'m> Worker<'m> {
             / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
         self.ctx()?.clear_kv_cache();
         Ok(BenchReport { backend: "llama-cpp".into(), pp_tps, tg_tps, config: *config })
+    }
+}
+
+/// The log-probability of `token` under `logits` (the model's raw distribution, before any
+/// sampler), with the `top` most likely tokens.
+fn token_logprob(model: &LlamaModel, logits: &[f32], token: LlamaToken, top: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+    // Most likely first; `top` is small (at most 20), so insertion into a short list is cheap.
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(top + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        if top > 0 && (best.len() < top || logit > best[best.len() - 1].1) {
+            let at = best.partition_point(|&(_, l)| l >= logit);
+            best.insert(at, (id, logit));
+            best.truncate(top);
+        }
+    }
+    let text = |t: LlamaToken| {
+        let bytes = model.vocab().token_to_piece(t, false, None);
+        (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+    };
+    let (token_text, bytes) = text(token);
+    let logit = logits.get(token.0 as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    TokenLogprob {
+        token: token_text,
+        bytes,
+        logprob: logit - log_sum,
+        top: best
+            .into_iter()
+            .map(|(id, logit)| {
+                let (token, bytes) = text(LlamaToken(id as i32));
+                TopLogprob { token, bytes, logprob: logit - log_sum }
+            })
+            .collect(),
     }
 }

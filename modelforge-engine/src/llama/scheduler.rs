@@ -23,7 +23,6 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use modelforge_core::{
     BackendError, CancelToken, FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob,
@@ -31,7 +30,7 @@ use modelforge_core::{
 
 use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
-use crate::sampling::sampler_chain;
+use crate::sampling::{Sampler, sampler_chain};
 use crate::stream::TextStream;
 
 /// Sizes of the context the worker creates.
@@ -131,7 +130,7 @@ impl Drop for SchedulerHandle {
 /// A generation in progress in a slot.
 struct Job {
     request: Request,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     /// Prompt tokens not yet decoded.
     pending: VecDeque<LlamaToken>,
     /// The sampled token to decode next.
@@ -304,6 +303,15 @@ impl<'m> Worker<'m> {
             .max_by_key(|&i| self.slots[i].cached.len());
         if let Some(slot) = continues {
             return Some(Placement { slot, reuse: self.slots[slot].cached.len().min(limit), source: None });
+        }
+        // The same prompt again (a retry, a regenerated reply) runs over the old reply in the
+        // slot that holds it: the same cache cells as the first time, so a greedy or seeded
+        // reply comes out the same, which a copy into other cells does not promise.
+        let repeat = (0..self.slots.len())
+            .filter(idle)
+            .find(|&i| common_prefix(&self.slots[i].cached, tokens) >= limit && limit > 0);
+        if let Some(slot) = repeat {
+            return Some(Placement { slot, reuse: limit, source: None });
         }
         let slot = (0..self.slots.len())
             .filter(idle)
@@ -485,8 +493,16 @@ impl<'m> Worker<'m> {
         }
         for slot in self.slots.iter_mut() {
             let Some(job) = slot.job.as_mut() else { continue };
+            let mut added = 0;
             while batch.n_tokens() < capacity {
+                // The last prompt token is decoded in a step of its own: a later request that
+                // reuses this prompt's cache decodes it alone too, so both see the same logits
+                // and a greedy or seeded reply does not change with what was cached.
+                if job.pending.len() == 1 && added > 0 {
+                    break;
+                }
                 let Some(token) = job.pending.pop_front() else { break };
+                added += 1;
                 let last = job.pending.is_empty();
                 batch.add(token, slot.cached.len() as i32, &[slot.seq], last).map_err(add_err)?;
                 slot.cached.push(token);

@@ -288,7 +288,7 @@ fn assert_error(answer: &Answer, status: u16, code: &str) {
     let error = body["error"].as_object().unwrap();
     let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["code", "message", "type"], "{body}");
+    assert_eq!(keys, ["code", "message", "param", "type"], "{body}");
     assert!(!text(&error["message"]).is_empty(), "{body}");
     let kind = match status {
         401 => "authentication_error",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::chat::ChatMessage;
 use crate::error::BackendError;
-use crate::generation::{Generation, GenerationParams};
+use crate::generation::{Generation, GenerationParams, TokenLogprob};
 use crate::hub::CancelToken;
 use crate::model::ModelInfo;
 
@@ -37,6 +37,11 @@ pub struct LoadOptions {
 /// [`ControlFlow::Break`] to stop; the generation then ends with
 /// [`FinishReason::Cancelled`](crate::FinishReason::Cancelled).
 pub type PieceCallback<'a> = dyn FnMut(&str) -> ControlFlow<()> + 'a;
+
+/// Like [`PieceCallback`], with the tokens that completed each piece and their
+/// log-probabilities (empty unless [`GenerationParams::logprobs`] asks for them). Tokens whose
+/// text is never shown (the end of a stop string) are not reported.
+pub type DetailedCallback<'a> = dyn FnMut(&str, &[TokenLogprob]) -> ControlFlow<()> + 'a;
 
 /// A model runtime (llama.cpp, candle, ...) that turns a model file into a [`LoadedModel`].
 pub trait Backend: Send + Sync {
@@ -73,6 +78,19 @@ pub trait LoadedModel: Send + Sync {
         add_generation_prompt: bool,
     ) -> Result<String, BackendError>;
 
+    /// Renders `messages` with `tools` (OpenAI-style function definitions) for a template that
+    /// renders them; `Ok(None)` when the model's template has no place for tools, so the
+    /// caller can describe them another way.
+    fn render_chat_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+    ) -> Result<Option<String>, BackendError> {
+        let _ = (messages, tools, add_generation_prompt);
+        Ok(None)
+    }
+
     /// Generates a continuation of `prompt` (already rendered), streaming pieces to
     /// `on_piece`. A prompt that does not fit in the context window with room for
     /// `params.max_tokens` is an error, never silently cut.
@@ -97,6 +115,25 @@ pub trait LoadedModel: Send + Sync {
         self.generate(prompt, params, &mut |piece| {
             if cancel.is_cancelled() { std::ops::ControlFlow::Break(()) } else { on_piece(piece) }
         })
+    }
+
+    /// Like [`generate_cancellable`](Self::generate_cancellable), and hands the callback each
+    /// piece's tokens with their log-probabilities when [`GenerationParams::logprobs`] is set.
+    /// The default reports no tokens and refuses `logprobs` as unsupported.
+    fn generate_detailed(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_piece: &mut DetailedCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        if params.logprobs.is_some() {
+            return Err(BackendError::Unsupported {
+                what: "token log-probabilities".into(),
+                backend: self.info().name.clone(),
+            });
+        }
+        self.generate_cancellable(prompt, params, cancel, &mut |piece| on_piece(piece, &[]))
     }
 
     /// Saves the cached state (KV cache) of the conversation `prompt` to `path`, so a later
@@ -136,4 +173,11 @@ pub trait Embedder: Send + Sync {
     /// One vector per text, in order. Vectors are L2-normalised, so a dot product is the
     /// cosine similarity.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, BackendError>;
+
+    /// How many tokens the embedder reads of `text` (for usage reports); `None` when it
+    /// cannot say.
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        let _ = text;
+        None
+    }
 }

@@ -30,6 +30,19 @@ pub struct GenerationParams {
     /// Backends without grammar sampling answer
     /// [`BackendError::Unsupported`](crate::BackendError::Unsupported) rather than ignore it.
     pub grammar: Option<String>,
+    /// OpenAI's frequency penalty: subtracted from a token's logit once per time it already
+    /// appeared in the reply; `0.0` disables it.
+    pub frequency_penalty: f32,
+    /// OpenAI's presence penalty: subtracted from the logit of every token that already
+    /// appeared in the reply; `0.0` disables it.
+    pub presence_penalty: f32,
+    /// Added to the logits of these token ids before sampling (OpenAI's `logit_bias`; `-100`
+    /// practically bans a token).
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Report each generated token's log-probability and this many of the most likely
+    /// alternatives (see [`TokenLogprob`]); `None` reports nothing. Backends that cannot
+    /// answer [`BackendError::Unsupported`](crate::BackendError::Unsupported).
+    pub logprobs: Option<u32>,
 }
 
 impl Default for GenerationParams {
@@ -44,6 +57,10 @@ impl Default for GenerationParams {
             seed: 42,
             stop: Vec::new(),
             grammar: None,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            logit_bias: Vec::new(),
+            logprobs: None,
         }
     }
 }
@@ -113,4 +130,29 @@ pub struct Generation {
     pub finish_reason: FinishReason,
     /// Token counts.
     pub usage: Usage,
+}
+
+/// A generated token with its log-probability, and the most likely alternatives at its place
+/// (when [`GenerationParams::logprobs`] asks for them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token's text (lossy when the token holds part of a multi-byte character).
+    pub token: String,
+    /// The token's exact bytes.
+    pub bytes: Vec<u8>,
+    /// Natural log of the token's probability under the model.
+    pub logprob: f32,
+    /// The most likely tokens at this place, most likely first.
+    pub top: Vec<TopLogprob>,
+}
+
+/// One alternative of a [`TokenLogprob`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// The token's text (lossy, like [`TokenLogprob::token`]).
+    pub token: String,
+    /// The token's exact bytes.
+    pub bytes: Vec<u8>,
+    /// Natural log of its probability.
+    pub logprob: f32,
 }

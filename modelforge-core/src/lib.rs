@@ -48,15 +48,16 @@ mod generation;
 pub mod gguf;
 mod hub;
 mod ids;
+pub mod json_schema;
 mod memory;
 mod model;
 mod search;
 mod store;
 
-pub use backend::{Backend, Embedder, LoadOptions, LoadedModel, PieceCallback};
+pub use backend::{Backend, DetailedCallback, Embedder, LoadOptions, LoadedModel, PieceCallback};
 pub use chat::{ChatMessage, Role};
 pub use error::{BackendError, BoxError, HubError, MemoryError, ModelFileError, StoreError};
-pub use generation::{FinishReason, Generation, GenerationParams, Usage};
+pub use generation::{FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob, Usage};
 pub use hub::{CachedModel, CancelToken, ModelHub, Progress, RepoFile, RepoSummary};
 pub use ids::{ApiKeyId, InvalidId, MemoryId, MessageId, SessionId, UserId};
 pub use memory::{MemoryExtractor, MemoryOp};

@@ -20,6 +20,8 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     is_fallback: bool,
+    /// Whether the template refers to `tools` (renders function definitions).
+    renders_tools: bool,
 }
 
 impl ChatTemplate {
@@ -31,13 +33,20 @@ impl ChatTemplate {
             tracing::warn!("the model has no chat template; using ChatML as a fallback");
         }
         let source = source.unwrap_or(FALLBACK_TEMPLATE).to_owned();
+        let renders_tools = source.contains("tools");
         let mut env = Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
         });
         env.add_template_owned("chat", source).map_err(template_error)?;
-        Ok(Self { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned(), is_fallback })
+        Ok(Self {
+            env,
+            bos_token: bos_token.to_owned(),
+            eos_token: eos_token.to_owned(),
+            is_fallback,
+            renders_tools,
+        })
     }
 
     /// Whether the model had no template and ChatML is used instead.
@@ -52,10 +61,29 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String, BackendError> {
+        self.render_with_tools(messages, &[], add_generation_prompt)
+    }
+
+    /// Whether the template renders function definitions passed as `tools`.
+    pub fn renders_tools(&self) -> bool {
+        self.renders_tools
+    }
+
+    /// Renders `messages` with `tools` (OpenAI-style function definitions) passed to the
+    /// template as `tools`, as Hugging Face's `apply_chat_template` does; empty `tools` are
+    /// passed as undefined, so templates that test `if tools` see none.
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+    ) -> Result<String, BackendError> {
         let template = self.env.get_template("chat").map_err(template_error)?;
+        let tools = (!tools.is_empty()).then_some(tools);
         template
             .render(context! {
                 messages => messages,
+                tools => tools,
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
@@ -114,6 +142,17 @@ mod tests {
             out,
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn tools_reach_templates_that_render_them() {
+        let source = "{% if tools %}{% for t in tools %}[{{ t.function.name }}]{% endfor %}{% endif %}{{ messages[0].content }}";
+        let t = ChatTemplate::new(Some(source), "", "").unwrap();
+        assert!(t.renders_tools());
+        let tool = serde_json::json!({ "type": "function", "function": { "name": "weather" } });
+        assert_eq!(t.render_with_tools(&[ChatMessage::user("hi")], &[tool], false).unwrap(), "[weather]hi");
+        assert_eq!(t.render(&[ChatMessage::user("hi")], false).unwrap(), "hi");
+        assert!(!ChatTemplate::new(None, "", "").unwrap().renders_tools());
     }
 
     #[test]

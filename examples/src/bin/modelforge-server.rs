@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use modelforge_core::{CachedModel, CancelToken, LoadOptions, MemoryExtractor, ModelHub};
+use modelforge_examples::server::openai::ServedEmbedder;
 use modelforge_examples::server::{AppState, ModelPool, Registration, app};
 use modelforge_examples::setup;
 use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, RuleExtractor};
@@ -70,6 +71,10 @@ struct Args {
     llm_memory: bool,
     #[command(flatten)]
     web: setup::WebArgs,
+    /// Accept any caller on the OpenAI-compatible API (`/v1`), for local tools that cannot log
+    /// in. Refused unless the address is loopback.
+    #[arg(long)]
+    no_auth: bool,
     /// How long running replies may take to finish after Ctrl-C or SIGTERM, in seconds.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
@@ -96,6 +101,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.no_auth && !args.addr.ip().is_loopback() {
+        anyhow::bail!(
+            "--no-auth lets anyone who can reach {} use the models: it is only allowed on a loopback \
+             address (127.0.0.1 or ::1); use an API key instead",
+            args.addr
+        );
+    }
     let data_dir = setup::data_dir(args.data_dir.clone())?;
     let store = setup::open_store_at(&data_dir, args.database_url.as_deref())?;
     let models = models_to_serve(&data_dir, &args.model)?;
@@ -114,6 +126,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::task::block_in_place(|| pool.get(None)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let embedder = setup::open_embedder(&data_dir, args.embedder.as_deref())?;
     let web = setup::open_web(&args.web, embedder.clone())?;
+    let served_embedder = embedder
+        .clone()
+        .map(|embedder| ServedEmbedder { name: embedder_name(args.embedder.as_deref()), embedder });
     let memory = Arc::new(MemoryBank::new(store.clone(), embedder));
     let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
     if args.llm_memory {
@@ -129,6 +144,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut state = AppState::new(store, Arc::new(pool), memory, chat);
     state.registration = args.registration;
     state.shared_store = args.database_url.is_some();
+    state.no_auth = args.no_auth;
+    state.embedder = served_embedder;
     let replies = Arc::clone(&state.replies);
 
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -185,6 +202,16 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// What `/v1` calls the embedder: its directory's name, else the default embedder's.
+fn embedder_name(explicit: Option<&str>) -> String {
+    let chosen = explicit.map(str::to_owned).or_else(|| std::env::var("MODELFORGE_EMBEDDER").ok());
+    chosen
+        .as_deref()
+        .and_then(|dir| std::path::Path::new(dir).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| setup::DEFAULT_EMBEDDER_REPO.rsplit('/').next().unwrap_or("embedder").to_owned())
 }
 
 /// The models named on the command line; else the local ones (DATA_DIR/models, the Hugging

@@ -1,4 +1,5 @@
-//! Every error leaves the server as one JSON shape, `{"error": {"message", "type", "code"}}`,
+//! Every error leaves the server as one JSON shape, `{"error": {"message", "type", "param",
+//! "code"}}` (OpenAI's; `param` names the request field at fault, else `null`),
 //! with the status that fits it: store, model, memory and chat errors map here once, and so do
 //! axum's own rejections (bad JSON, a wrong content type, a body over the limit) and unknown
 //! routes, so a client never sees an HTML or plain-text error.
@@ -20,12 +21,20 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// The request field at fault, if one is (OpenAI's `param`), e.g. `messages[2].role`.
+    pub param: Option<String>,
 }
 
 impl ApiError {
     /// An error with `status`, `code` and `message`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), param: None }
+    }
+
+    /// The same error, naming the request field at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
     }
 
     /// 400: the request is malformed or asks for something impossible.
@@ -67,9 +76,11 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// The JSON body: `{"error": {"message", "type", "code"}}`.
+    /// The JSON body: `{"error": {"message", "type", "param", "code"}}`.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "message": self.message, "type": self.kind(), "code": self.code } })
+        json!({
+            "error": { "message": self.message, "type": self.kind(), "param": self.param, "code": self.code }
+        })
     }
 }
 

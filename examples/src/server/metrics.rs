@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct Metrics {
     ttft_buckets: [AtomicU64; TTFT_BUCKETS.len()],
     ttft_count: AtomicU64,
     ttft_micros: AtomicU64,
+    /// Generations of the OpenAI-compatible API running now (each holds a model slot).
+    pub generations_in_flight: AtomicUsize,
 }
 
 impl Metrics {
@@ -83,6 +85,13 @@ impl Metrics {
             "Chat replies being written (the queue depth).",
             "gauge",
             replies_in_progress.to_string(),
+        );
+        counter(
+            &mut out,
+            "modelforge_openai_generations_in_flight",
+            "Generations of the OpenAI-compatible API running now.",
+            "gauge",
+            self.generations_in_flight.load(Ordering::SeqCst).to_string(),
         );
         counter(
             &mut out,

@@ -63,6 +63,10 @@ pub struct AppState {
     /// The store is shared with other server processes (PostgreSQL): caches are re-read
     /// from it on every turn.
     pub shared_store: bool,
+    /// `/v1` accepts any caller (`--no-auth`, which the binary allows on loopback only).
+    pub no_auth: bool,
+    /// The sentence embedder `/v1/embeddings` serves, if the server has one.
+    pub embedder: Option<openai::ServedEmbedder>,
 }
 
 impl AppState {
@@ -83,6 +87,8 @@ impl AppState {
             metrics: Arc::default(),
             registration: Registration::Open,
             shared_store: false,
+            no_auth: false,
+            embedder: None,
         }
     }
 }

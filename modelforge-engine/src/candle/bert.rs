@@ -124,4 +124,9 @@ impl Embedder for BertEmbedder {
         }
         Ok(out)
     }
+
+    /// Tokens read, special tokens included, after truncation to the model's limit.
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.tokenizer.encode(text, true).ok().map(|e| e.get_ids().len())
+    }
 }

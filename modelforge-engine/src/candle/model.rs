@@ -285,6 +285,13 @@ impl LoadedModel for CandleModel {
                 backend: "the candle backend (use the llama.cpp backend for grammars)".into(),
             });
         }
+        if !params.logit_bias.is_empty() || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0
+        {
+            return Err(BackendError::Unsupported {
+                what: "logit_bias, frequency_penalty and presence_penalty".into(),
+                backend: "the candle backend (use the llama.cpp backend for them)".into(),
+            });
+        }
         let tokens = self.prompt_tokens(prompt)?;
         let prompt_tokens = tokens.len() as u32;
         self.check_fits(&tokens, params.max_tokens)?;

@@ -19,8 +19,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 use modelforge_core::{
-    Backend, BackendError, BoxError, CancelToken, ChatMessage, Embedder, FinishReason, Generation,
-    GenerationParams, LoadOptions, LoadedModel, ModelFormat, ModelInfo, PieceCallback,
+    Backend, BackendError, BoxError, CancelToken, ChatMessage, DetailedCallback, Embedder, FinishReason,
+    Generation, GenerationParams, LoadOptions, LoadedModel, ModelFormat, ModelInfo, PieceCallback,
 };
 
 use self::scheduler::{Command, Event, Request, SchedulerHandle, Settings};
@@ -229,6 +229,18 @@ impl LoadedModel for LlamaCppModel {
         self.template.render(messages, add_generation_prompt)
     }
 
+    fn render_chat_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[serde_json::Value],
+        add_generation_prompt: bool,
+    ) -> Result<Option<String>, BackendError> {
+        if !self.template.renders_tools() {
+            return Ok(None);
+        }
+        self.template.render_with_tools(messages, tools, add_generation_prompt).map(Some)
+    }
+
     fn generate(
         &self,
         prompt: &str,
@@ -244,6 +256,16 @@ impl LoadedModel for LlamaCppModel {
         params: &GenerationParams,
         cancel: &CancelToken,
         on_piece: &mut PieceCallback<'_>,
+    ) -> Result<Generation, BackendError> {
+        self.generate_detailed(prompt, params, cancel, &mut |piece, _| on_piece(piece))
+    }
+
+    fn generate_detailed(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_piece: &mut DetailedCallback<'_>,
     ) -> Result<Generation, BackendError> {
         let _span = tracing::info_span!("generate", max_tokens = params.max_tokens).entered();
         let tokens = self.prompt_tokens(prompt);
@@ -270,6 +292,8 @@ impl LoadedModel for LlamaCppModel {
         }))?;
         let mut shown = String::new();
         let mut broke = false;
+        // Tokens whose text has not been shown yet.
+        let mut unshown = Vec::new();
         loop {
             let event = match rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(event) => event,
@@ -287,9 +311,11 @@ impl LoadedModel for LlamaCppModel {
                 }
             };
             match event {
+                Event::Token(token) => unshown.push(token),
                 Event::Piece(piece) if !broke => {
                     shown.push_str(&piece);
-                    if on_piece(&piece).is_break() || cancel.is_cancelled() {
+                    let piece_tokens = std::mem::take(&mut unshown);
+                    if on_piece(&piece, &piece_tokens).is_break() || cancel.is_cancelled() {
                         broke = true;
                         stop.cancel();
                     }

@@ -23,13 +23,14 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use modelforge_core::{BackendError, CancelToken, FinishReason, Generation, GenerationParams};
+use modelforge_core::{
+    BackendError, CancelToken, FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob,
+};
 
 use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
-use crate::sampling::sampler_chain;
+use crate::sampling::{Sampler, sampler_chain};
 use crate::stream::TextStream;
 
 /// Sizes of the context the worker creates.
@@ -51,6 +52,9 @@ pub(crate) struct Settings {
 
 /// Sent by the worker to the caller of a generation.
 pub(crate) enum Event {
+    /// A sampled token's log-probabilities (only when asked for), sent before the text it
+    /// completes.
+    Token(TokenLogprob),
     /// Text ready to show.
     Piece(String),
     /// The generation is over.
@@ -126,7 +130,7 @@ impl Drop for SchedulerHandle {
 /// A generation in progress in a slot.
 struct Job {
     request: Request,
-    sampler: LlamaSampler,
+    sampler: Sampler,
     /// Prompt tokens not yet decoded.
     pending: VecDeque<LlamaToken>,
     /// The sampled token to decode next.
@@ -299,6 +303,15 @@ impl<'m> Worker<'m> {
             .max_by_key(|&i| self.slots[i].cached.len());
         if let Some(slot) = continues {
             return Some(Placement { slot, reuse: self.slots[slot].cached.len().min(limit), source: None });
+        }
+        // The same prompt again (a retry, a regenerated reply) runs over the old reply in the
+        // slot that holds it: the same cache cells as the first time, so a greedy or seeded
+        // reply comes out the same, which a copy into other cells does not promise.
+        let repeat = (0..self.slots.len())
+            .filter(idle)
+            .find(|&i| common_prefix(&self.slots[i].cached, tokens) >= limit && limit > 0);
+        if let Some(slot) = repeat {
+            return Some(Placement { slot, reuse: limit, source: None });
         }
         let slot = (0..self.slots.len())
             .filter(idle)
@@ -480,8 +493,16 @@ impl<'m> Worker<'m> {
         }
         for slot in self.slots.iter_mut() {
             let Some(job) = slot.job.as_mut() else { continue };
+            let mut added = 0;
             while batch.n_tokens() < capacity {
+                // The last prompt token is decoded in a step of its own: a later request that
+                // reuses this prompt's cache decodes it alone too, so both see the same logits
+                // and a greedy or seeded reply does not change with what was cached.
+                if job.pending.len() == 1 && added > 0 {
+                    break;
+                }
                 let Some(token) = job.pending.pop_front() else { break };
+                added += 1;
                 let last = job.pending.is_empty();
                 batch.add(token, slot.cached.len() as i32, &[slot.seq], last).map_err(add_err)?;
                 slot.cached.push(token);
@@ -502,6 +523,12 @@ impl<'m> Worker<'m> {
         let token = job.sampler.sample(ctx, at);
         if vocab.is_eog(token) {
             return self.finish(i, FinishReason::Stop);
+        }
+        if let Some(top) = job.request.params.logprobs {
+            let logprob = token_logprob(self.model, ctx.get_logits_ith(at), token, top as usize);
+            if job.request.events.send(Event::Token(logprob)).is_err() {
+                return self.finish(i, FinishReason::Cancelled);
+            }
         }
         match job.stream.push_token(&vocab.token_to_piece(token, false, None)) {
             ControlFlow::Break(reason) => self.finish(i, reason),
@@ -683,5 +710,39 @@ impl<'m> Worker<'m> {
             / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
         self.ctx()?.clear_kv_cache();
         Ok(BenchReport { backend: "llama-cpp".into(), pp_tps, tg_tps, config: *config })
+    }
+}
+
+/// The log-probability of `token` under `logits` (the model's raw distribution, before any
+/// sampler), with the `top` most likely tokens.
+fn token_logprob(model: &LlamaModel, logits: &[f32], token: LlamaToken, top: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+    // Most likely first; `top` is small (at most 20), so insertion into a short list is cheap.
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(top + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        if top > 0 && (best.len() < top || logit > best[best.len() - 1].1) {
+            let at = best.partition_point(|&(_, l)| l >= logit);
+            best.insert(at, (id, logit));
+            best.truncate(top);
+        }
+    }
+    let text = |t: LlamaToken| {
+        let bytes = model.vocab().token_to_piece(t, false, None);
+        (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+    };
+    let (token_text, bytes) = text(token);
+    let logit = logits.get(token.0 as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    TokenLogprob {
+        token: token_text,
+        bytes,
+        logprob: logit - log_sum,
+        top: best
+            .into_iter()
+            .map(|(id, logit)| {
+                let (token, bytes) = text(LlamaToken(id as i32));
+                TopLogprob { token, bytes, logprob: logit - log_sum }
+            })
+            .collect(),
     }
 }

@@ -1,0 +1,159 @@
+//! The OpenAI-compatible API under `/v1`, for tools that speak OpenAI's protocol unchanged
+//! (the official clients, editors, LangChain): `models`, `chat/completions`, `completions` and
+//! `embeddings`. It is stateless (the client sends the whole conversation) and authenticated
+//! like the native API (an access token or an API key), or not at all with `--no-auth` on a
+//! loopback address.
+//!
+//! Requests are checked field by field before anything reaches a model ([`validation`]), and
+//! fields OpenAI defines that a local server has no use for (`user`, `store`, `metadata`, ...)
+//! are accepted and ignored, because clients send them on every call. Structured output and
+//! forced tool calls go through one path: a JSON schema becomes a grammar for the sampler
+//! ([`tools`] builds the schema of a call).
+
+mod chat;
+mod completions;
+mod embeddings;
+mod tools;
+mod validation;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use modelforge_core::{BackendError, CancelToken, Generation, GenerationParams, LoadedModel, TokenLogprob};
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub use embeddings::ServedEmbedder;
+
+use super::auth::Authenticated;
+use super::metrics::Metrics;
+use super::{ApiError, AppState, blocking};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/models", get(models))
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/completions", post(completions::completions))
+        .route("/embeddings", post(embeddings::embeddings))
+}
+
+/// A caller of `/v1`: authenticated like the native API, or anyone when the server runs with
+/// `--no-auth` (only allowed on loopback, for local tools that cannot log in).
+pub struct OpenAiCaller;
+
+impl FromRequestParts<AppState> for OpenAiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !state.no_auth {
+            Authenticated::from_request_parts(parts, state).await?;
+        }
+        Ok(OpenAiCaller)
+    }
+}
+
+async fn models(State(state): State<AppState>, _: OpenAiCaller) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let entry = |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "modelforge" });
+        let mut data: Vec<Value> = state.models.catalogue().iter().map(|m| entry(&m.name)).collect();
+        if let Some(embedder) = &state.embedder {
+            data.push(entry(&embedder.name));
+        }
+        Ok(Json(json!({ "object": "list", "data": data })))
+    })
+    .await
+}
+
+/// The model a request names (the default when it names none), loaded on demand. A model that
+/// is not in memory while another one loads is a 503, which OpenAI clients retry.
+async fn resolve_model(
+    state: &AppState,
+    wanted: Option<String>,
+) -> Result<(Arc<dyn LoadedModel>, String), ApiError> {
+    let models = Arc::clone(&state.models);
+    blocking(move || {
+        let name = wanted.filter(|m| !m.is_empty()).unwrap_or_else(|| models.default_name().to_owned());
+        models.check_known(&name).map_err(|e| e.with_param("model"))?;
+        if !models.is_loaded(&name) && models.is_loading() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_loading",
+                format!("another model is loading; `{name}` will load after it: retry shortly"),
+            ));
+        }
+        Ok((models.get(Some(&name))?, name))
+    })
+    .await
+}
+
+/// What a generation sends to the request that started it.
+enum Out {
+    /// A piece of text and the tokens that completed it.
+    Piece(String, Vec<TokenLogprob>),
+    /// How it ended.
+    Done(Result<Generation, BackendError>),
+}
+
+/// Runs a generation on the blocking pool; its pieces arrive on the returned channel. When the
+/// receiver is dropped (the client hung up, streaming or not) the next piece cannot be sent
+/// and generation stops, which frees the model's slot for the next request.
+fn spawn_generation(
+    metrics: Arc<Metrics>,
+    model: Arc<dyn LoadedModel>,
+    prompt: String,
+    params: GenerationParams,
+) -> UnboundedReceiver<Out> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    metrics.generations_in_flight.fetch_add(1, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let mut first = true;
+        let result = model.generate_detailed(&prompt, &params, &CancelToken::new(), &mut |piece, tokens| {
+            if std::mem::take(&mut first) {
+                metrics.first_token(started.elapsed());
+            }
+            match tx.send(Out::Piece(piece.to_owned(), tokens.to_vec())) {
+                Ok(()) => std::ops::ControlFlow::Continue(()),
+                Err(_) => std::ops::ControlFlow::Break(()),
+            }
+        });
+        if let Ok(generation) = &result {
+            metrics.generated(generation.usage.completion_tokens);
+        }
+        metrics.generations_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let _ = tx.send(Out::Done(result));
+    });
+    rx
+}
+
+/// Collects a whole generation: its text, its tokens and how it ended.
+async fn collect(mut rx: UnboundedReceiver<Out>) -> Result<(Generation, Vec<TokenLogprob>), ApiError> {
+    let mut tokens = Vec::new();
+    while let Some(out) = rx.recv().await {
+        match out {
+            Out::Piece(_, piece_tokens) => tokens.extend(piece_tokens),
+            Out::Done(result) => return Ok((result?, tokens)),
+        }
+    }
+    Err(ApiError::internal("the generation ended without a result"))
+}
+
+/// `usage` in OpenAI's shape.
+fn usage(generation: &Generation) -> Value {
+    let u = &generation.usage;
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens(),
+        "prompt_tokens_details": { "cached_tokens": u.cached_tokens },
+    })
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,181 @@
+//! The OpenAI-compatible API through the official `openai` Python client, unchanged: the real
+//! `modelforge-server` binary on loopback with SmolLM2 and the MiniLM embedder, driven by
+//! `tests/openai_client.py` with the virtual environment `.ci/run` keeps under
+//! `~/.cache/modelforge/venv` (`MODELFORGE_VENV` to use another).
+//!
+//! A missing virtual environment is a failure that says how to make it, never a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The context window the server runs with (the script overflows it on purpose).
+const CONTEXT: u32 = 2048;
+/// The longest the server may take to become healthy.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The venv's python, or a failure that says how to make it.
+fn python() -> PathBuf {
+    let venv = std::env::var_os("MODELFORGE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::home_dir().expect("a home directory").join(".cache/modelforge/venv"));
+    let python = venv.join("bin/python");
+    let make_it = format!(
+        "create it with `python3 -m venv {0} && {0}/bin/pip install openai` (or run .ci/run, which does)",
+        venv.display()
+    );
+    assert!(python.exists(), "no Python virtual environment at {}: {make_it}", venv.display());
+    let import = Command::new(&python).args(["-c", "import openai"]).output().unwrap();
+    assert!(
+        import.status.success(),
+        "the `openai` package is missing from {}: {make_it}\n{}",
+        venv.display(),
+        String::from_utf8_lossy(&import.stderr)
+    );
+    python
+}
+
+/// A `modelforge-server` process on a free loopback port, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let model = modelforge_testkit::smollm2_gguf();
+        let embedder = modelforge_testkit::minilm_dir();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
+        command
+            .args(["--data-dir", dir.path().to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+            .args(["--model", model.to_str().unwrap(), "--embedder", embedder.to_str().unwrap()])
+            .args(["--ctx-size", &CONTEXT.to_string(), "--threads", "2"])
+            .args(extra);
+        for var in ["MODELFORGE_DATABASE_URL", "MODELFORGE_DATA_DIR", "MODELFORGE_EMBEDDER"] {
+            command.env_remove(var);
+        }
+        command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
+        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log, _dir: dir };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("modelforge-server exited with {status}:\n{}", server.log_text());
+            }
+            if http("GET", &format!("{}/health", server.base), None, None).is_ok_and(|(s, _)| s == 200) {
+                return server;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "modelforge-server not healthy in time:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A new user's API key.
+    fn api_key(&self) -> String {
+        let user = r#"{"username":"client","password":"a long enough password"}"#;
+        let (_, login) = http("POST", &format!("{}/api/auth/register", self.base), Some(user), None).unwrap();
+        let token = login["access_token"].as_str().expect("registered").to_owned();
+        let (status, key) =
+            http("POST", &format!("{}/api/keys", self.base), Some(r#"{"name":"openai"}"#), Some(&token))
+                .unwrap();
+        assert_eq!(status, 201, "{key}");
+        key["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the client script against this server; fails with its output and the server's log.
+    fn run_client(&self, python: &Path, key: &str, args: &[&str]) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
+        // The model named on the command line is listed first.
+        let (_, models) = http("GET", &format!("{}/v1/models", self.base), None, Some(key)).unwrap();
+        let model = models["data"][0]["id"].as_str().unwrap_or_default().to_owned();
+        let output = Command::new(python)
+            .arg(&script)
+            .args(args)
+            .env("MF_BASE_URL", &self.base)
+            .env("MF_API_KEY", key)
+            .env("MF_MODEL", model)
+            .env("MF_EMBEDDER", "all-minilm-l6-v2")
+            .env("MF_CONTEXT", CONTEXT.to_string())
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        println!("{stdout}");
+        assert!(
+            output.status.success(),
+            "the openai client failed:\n{stdout}\n{}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log_text()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP request with an optional JSON body and bearer token: status and JSON.
+fn http(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, json))
+    })
+}
+
+#[test]
+fn the_official_openai_client_works_unchanged() {
+    let python = python();
+    let server = Server::start(&[]);
+    let key = server.api_key();
+    server.run_client(&python, &key, &[]);
+}
+
+#[test]
+fn no_auth_accepts_any_key_on_v1_and_is_refused_off_loopback() {
+    let refused = Command::new(env!("CARGO_BIN_EXE_modelforge-server"))
+        .args(["--no-auth", "--addr", "0.0.0.0:0", "--model", "/nonexistent.gguf"])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("--no-auth") && stderr.contains("loopback"), "{stderr}");
+
+    let python = python();
+    let server = Server::start(&["--no-auth"]);
+    server.run_client(&python, "", &["--no-auth"]);
+}

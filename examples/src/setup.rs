@@ -210,15 +210,14 @@ pub struct WebArgs {
     pub web_deadline: u64,
 }
 
-/// The web search for `args`, or `None` when no search service is configured.
-pub fn open_web(
-    args: &WebArgs,
-    embedder: Option<Arc<dyn Embedder>>,
-) -> anyhow::Result<Option<Arc<modelforge_memory::WebSearch>>> {
+/// The web search for `args`, or `None` when no search service is configured. Passages are
+/// ranked by keywords: embedding them too costs about 2 s a turn on two cores (see
+/// `web-bench`), for little gain over the engine's own ordering of the pages.
+pub fn open_web(args: &WebArgs) -> anyhow::Result<Option<Arc<modelforge_memory::WebSearch>>> {
     let Some(url) = args.search_url.as_deref().filter(|u| !u.trim().is_empty()) else { return Ok(None) };
     let provider = modelforge_memory::SearxngProvider::new(url)?;
     let options = modelforge_memory::WebOptions::default()
         .with_allow_private(args.web_allow_private)
         .with_deadline(std::time::Duration::from_secs(args.web_deadline.max(1)));
-    Ok(Some(Arc::new(modelforge_memory::WebSearch::new(Arc::new(provider), embedder, options))))
+    Ok(Some(Arc::new(modelforge_memory::WebSearch::new(Arc::new(provider), None, options))))
 }

@@ -136,7 +136,7 @@ async fn serve(dir: &Path, search_url: Option<String>) -> String {
     let memory = Arc::new(MemoryBank::new(store.clone(), None));
     let mut chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory));
     let args = WebArgs { search_url, web_allow_private: true, web_deadline: 5 };
-    if let Some(web) = setup::open_web(&args, None).unwrap() {
+    if let Some(web) = setup::open_web(&args).unwrap() {
         chat = chat.with_web(web);
     }
     let state = AppState::new(store, Arc::new(pool), memory, chat);

@@ -12,6 +12,10 @@ const TARGET_CHARS: usize = 600;
 /// A paragraph longer than this is split at sentence ends.
 const MAX_CHARS: usize = 900;
 
+/// Passages read from one page at most: the start of a long page says what it is about, and
+/// ranking thousands of passages of a huge page would cost more than it finds.
+pub const PASSAGES_PER_PAGE: usize = 40;
+
 /// A piece of one page's text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Passage {
@@ -23,8 +27,8 @@ pub struct Passage {
     pub score: f32,
 }
 
-/// `paragraphs` of page `page` as passages of about [`TARGET_CHARS`] characters: short
-/// paragraphs are joined, long ones split at sentence ends.
+/// `paragraphs` of page `page` as at most [`PASSAGES_PER_PAGE`] passages of about
+/// [`TARGET_CHARS`] characters: short paragraphs are joined, long ones split at sentence ends.
 pub fn split(page: usize, paragraphs: &[String]) -> Vec<Passage> {
     let mut out = Vec::new();
     let mut current = String::new();
@@ -46,6 +50,7 @@ pub fn split(page: usize, paragraphs: &[String]) -> Vec<Passage> {
         }
     }
     push(&mut current);
+    out.truncate(PASSAGES_PER_PAGE);
     out
 }
 
@@ -76,9 +81,14 @@ fn sentences_within(text: &str, max: usize) -> Vec<&str> {
     pieces
 }
 
+/// At most this many passages (the best by keywords) are embedded: a long page has hundreds,
+/// and embedding them all would cost seconds on a small CPU.
+pub const EMBED_AT_MOST: usize = 8;
+
 /// Scores `passages` against `question` and sorts them best first: the share of the
-/// question's keywords a passage holds, plus its cosine similarity to the question when an
-/// embedder is given (an embedder that fails leaves keywords alone to decide).
+/// question's keywords a passage holds, plus, for the [`EMBED_AT_MOST`] best by keywords, its
+/// cosine similarity to the question when an embedder is given (an embedder that fails leaves
+/// keywords alone to decide).
 pub fn rank(question: &str, passages: &mut [Passage], embedder: Option<&dyn Embedder>) {
     let wanted: HashSet<String> = terms(question).into_iter().collect();
     for passage in passages.iter_mut() {
@@ -86,12 +96,14 @@ pub fn rank(question: &str, passages: &mut [Passage], embedder: Option<&dyn Embe
         let shared = wanted.iter().filter(|t| have.contains(*t)).count();
         passage.score = if wanted.is_empty() { 0.0 } else { shared as f32 / wanted.len() as f32 };
     }
+    passages.sort_by(|a, b| b.score.total_cmp(&a.score));
     if let Some(embedder) = embedder.filter(|_| !passages.is_empty()) {
+        let embedded = passages.len().min(EMBED_AT_MOST);
         let mut texts: Vec<&str> = vec![question];
-        texts.extend(passages.iter().map(|p| p.text.as_str()));
+        texts.extend(passages[..embedded].iter().map(|p| p.text.as_str()));
         match embedder.embed(&texts) {
             Ok(vectors) if vectors.len() == texts.len() => {
-                for (passage, vector) in passages.iter_mut().zip(&vectors[1..]) {
+                for (passage, vector) in passages[..embedded].iter_mut().zip(&vectors[1..]) {
                     passage.score += vectors[0].iter().zip(vector).map(|(a, b)| a * b).sum::<f32>();
                 }
             }

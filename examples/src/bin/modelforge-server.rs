@@ -10,16 +10,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use clap::Parser;
+use modelforge_core::SessionStore;
 use modelforge_core::{CachedModel, CancelToken, LoadOptions, MemoryExtractor, ModelHub};
 use modelforge_examples::server::openai::ServedEmbedder;
-use modelforge_examples::server::{AppState, ModelPool, Registration, app};
+use modelforge_examples::server::replies::Replies;
+use modelforge_examples::server::{ApiError, AppState, ModelPool, Registration, app};
 use modelforge_examples::setup;
 use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, RuleExtractor};
+use tower::ServiceExt as _;
 
 /// What a newcomer with no model at all gets, pulled from the Hub on first start.
 const DEFAULT_MODEL: &str = "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M";
@@ -37,6 +42,10 @@ struct Args {
     /// served.
     #[arg(long)]
     model: Vec<String>,
+    /// The Hub reference pulled (with a progress bar) when no `--model` is given and no local
+    /// model is found.
+    #[arg(long, env = "MODELFORGE_DEFAULT_MODEL", default_value = DEFAULT_MODEL)]
+    default_model: String,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -110,21 +119,119 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let data_dir = setup::data_dir(args.data_dir.clone())?;
     let store = setup::open_store_at(&data_dir, args.database_url.as_deref())?;
-    let models = models_to_serve(&data_dir, &args.model)?;
+
+    // Listen first: while the model is pulled and loaded (minutes on a first start), every
+    // request, `/health` included, gets a JSON 503 `model_loading` instead of a refused
+    // connection.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let ready: Arc<OnceLock<Ready>> = Arc::default();
+    let loading_cancel = CancelToken::new();
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let (drained, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = {
+        let (ready, loading_cancel) = (Arc::clone(&ready), loading_cancel.clone());
+        async move {
+            shutdown_signal().await;
+            loading_cancel.cancel();
+            if let Some(replies) = ready.get().map(|r| Arc::clone(&r.replies)) {
+                // New replies get a 503 and /health says so; running ones go on.
+                replies.close();
+                eprintln!("modelforge-server: stopping; letting running replies finish (at most {grace:?})");
+                let deadline = tokio::time::Instant::now() + grace;
+                while !replies.is_empty() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            let _ = drained.send(());
+        }
+    };
+    let server = axum::serve(listener, gate(Arc::clone(&ready))).with_graceful_shutdown(stopping);
+    let mut server = std::pin::pin!(server.into_future());
+
+    let loading = tokio::task::spawn_blocking(move || load(&args, &data_dir, store, &loading_cancel));
+    let (state, default) = tokio::select! {
+        loaded = loading => loaded.context("loading the model panicked")??,
+        served = &mut server => {
+            // Stopped while loading.
+            served?;
+            return Ok(());
+        }
+    };
+    let replies = Arc::clone(&state.replies);
+    if ready.set(Ready { app: app(state), replies }).is_err() {
+        unreachable!("the server is made ready once");
+    }
+    tracing::info!(%addr, model = %default, "listening");
+    eprintln!("modelforge-server: serving {default} at http://{addr}/ (Ctrl-C to stop)");
+
+    // axum then waits for every open connection; a stream that outlives the grace period
+    // (an OpenAI client reading a long completion) must not keep the process alive.
+    let bounded = async {
+        if drained_rx.await.is_ok() {
+            tokio::time::sleep(CLOSE_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = bounded => eprintln!("modelforge-server: stopped with connections still open"),
+    }
+    Ok(())
+}
+
+/// The served app once the model is loaded, and its running replies (for a graceful stop).
+struct Ready {
+    app: axum::Router,
+    replies: Arc<Replies>,
+}
+
+/// The service on the socket: the app once it is [`Ready`], a JSON 503 `model_loading` before.
+fn gate(ready: Arc<OnceLock<Ready>>) -> axum::Router {
+    axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let ready = Arc::clone(&ready);
+        async move {
+            match ready.get() {
+                Some(ready) => match ready.app.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                None => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "model_loading",
+                    "the server is loading its model; try again shortly",
+                )
+                .into_response(),
+            }
+        }
+    })
+}
+
+/// Finds (or pulls) the models, loads the default one and assembles the app's state; runs on
+/// a blocking thread while the socket already answers.
+fn load(
+    args: &Args,
+    data_dir: &std::path::Path,
+    store: Arc<dyn SessionStore>,
+    cancel: &CancelToken,
+) -> anyhow::Result<(AppState, String)> {
+    let models = models_to_serve(data_dir, &args.model, &args.default_model, cancel)?;
     let default = models.first().map(|m| m.name.clone()).context("no model to serve")?;
     let options =
         LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
     let pool = ModelPool::new(
-        data_dir.clone(),
+        data_dir.to_owned(),
         models,
         default.clone(),
         options,
         args.kv_cache,
         args.max_loaded_models,
     );
-    let model =
-        tokio::task::block_in_place(|| pool.get(None)).map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let embedder = setup::open_embedder(&data_dir, args.embedder.as_deref())?;
+    let model = pool.get(None).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
     let web = setup::open_web(&args.web)?;
     let served_embedder = embedder
         .clone()
@@ -146,41 +253,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     state.shared_store = args.database_url.is_some();
     state.no_auth = args.no_auth;
     state.embedder = served_embedder;
-    let replies = Arc::clone(&state.replies);
-
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, model = %default, "listening");
-    eprintln!("modelforge-server: serving {default} at http://{addr}/ (Ctrl-C to stop)");
-    let grace = Duration::from_secs(args.shutdown_grace);
-    let (drained, drained_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        // New replies get a 503 and /health says so; running ones go on.
-        replies.close();
-        eprintln!("modelforge-server: stopping; letting running replies finish (at most {grace:?})");
-        let deadline = tokio::time::Instant::now() + grace;
-        while !replies.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = drained.send(());
-    });
-    // axum then waits for every open connection; a stream that outlives the grace period
-    // (an OpenAI client reading a long completion) must not keep the process alive.
-    let bounded = async {
-        if drained_rx.await.is_ok() {
-            tokio::time::sleep(CLOSE_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served?,
-        () = bounded => eprintln!("modelforge-server: stopped with connections still open"),
-    }
-    Ok(())
+    Ok((state, default))
 }
 
 async fn shutdown_signal() {
@@ -215,8 +288,13 @@ fn embedder_name(explicit: Option<&str>) -> String {
 }
 
 /// The models named on the command line; else the local ones (DATA_DIR/models, the Hugging
-/// Face cache, the test models); else the default model pulled from the Hub.
-fn models_to_serve(data_dir: &std::path::Path, named: &[String]) -> anyhow::Result<Vec<CachedModel>> {
+/// Face cache, the test models); else `default_model` pulled from the Hub.
+fn models_to_serve(
+    data_dir: &std::path::Path,
+    named: &[String],
+    default_model: &str,
+    cancel: &CancelToken,
+) -> anyhow::Result<Vec<CachedModel>> {
     if !named.is_empty() {
         return named.iter().map(|reference| setup::resolve_model(data_dir, reference)).collect();
     }
@@ -232,15 +310,15 @@ fn models_to_serve(data_dir: &std::path::Path, named: &[String]) -> anyhow::Resu
             setup::catalog(data_dir).models_dir().display()
         );
     }
-    eprintln!("no local model found: pulling {DEFAULT_MODEL} from the Hugging Face Hub");
+    eprintln!("no local model found: pulling {default_model} from the Hugging Face Hub");
     let bar = indicatif::ProgressBar::new(0);
     let mut on_progress = |p: modelforge_core::Progress| {
         bar.set_length(p.total.unwrap_or(0));
         bar.set_position(p.downloaded);
     };
-    let model = hub.pull(DEFAULT_MODEL, &mut on_progress, &CancelToken::new()).with_context(|| {
+    let model = hub.pull(default_model, &mut on_progress, cancel).with_context(|| {
         format!(
-            "no local model, and pulling {DEFAULT_MODEL} failed: pass --model FILE.gguf, put a GGUF file in {}, \
+            "no local model, and pulling {default_model} failed: pass --model FILE.gguf, put a GGUF file in {}, \
              or `modelforge pull org/repo`",
             setup::catalog(data_dir).models_dir().display()
         )

@@ -30,8 +30,12 @@ use modelforge_testkit::hub_server::{HubServer, SMOL_REPO};
 use modelforge_testkit::web_server::{self as web, WebServer};
 use serde_json::{Value, json};
 
-/// The longest any one wait may take before a test fails.
-const PATIENCE: Duration = Duration::from_secs(90);
+/// The longest any one wait may take before a test fails (a reply with web search on a
+/// busy machine takes a while).
+const PATIENCE: Duration = Duration::from_secs(150);
+/// The browser tests take turns: two servers answering with SmolLM2 at once on two cores
+/// slow each other's replies past any sensible wait.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A prompt SmolLM2 answers at length, for replies still running when the test acts.
 const COUNTING: &str = "Count from 1 to 300, separated by commas.";
 /// Messages that would run script if the page put them into the DOM as HTML.
@@ -194,15 +198,24 @@ impl Page {
     }
 
     async fn click_in(&self, id: &str, extra: &str) {
-        self.find(id, extra).await.click().await.unwrap();
+        self.click_css(&format!("[data-testid=\"{id}\"]{extra}")).await;
     }
 
     /// Clicks the element `css` selects, once it is shown.
     async fn click_css(&self, css: &str) {
         let script =
             format!("const e = document.querySelector({css:?}); return !!e && e.getClientRects().length > 0");
-        self.until(&format!("{css} is shown"), &script).await;
-        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+        let started = Instant::now();
+        loop {
+            self.until(&format!("{css} is shown"), &script).await;
+            let element = self.client.find(Locator::Css(css)).await.unwrap();
+            match element.click().await {
+                Ok(()) => return,
+                // Drawn again between finding and clicking (a list reloaded): find it anew.
+                Err(err) if err.is_stale_element_reference() && started.elapsed() < PATIENCE => {}
+                Err(err) => panic!("clicking {css}: {err}"),
+            }
+        }
     }
 
     /// Selects all of the focused `input`'s text and types `text` over it (clearing through
@@ -361,11 +374,15 @@ impl Page {
         self.until("the login form", "return !document.querySelector('#login').hidden").await;
     }
 
-    /// Screenshots at desktop and phone width: `name.png` and `name-phone.png`.
-    async fn screenshots(&self, name: &str) {
+    /// Screenshots at desktop and phone width, `name.png` and `name-phone.png`, with the
+    /// element `css` scrolled into view.
+    async fn screenshots(&self, name: &str, css: &str) {
+        let show = format!("document.querySelector({css:?}).scrollIntoView({{ block: 'center' }})");
+        self.js(&show).await;
         self.screenshot(&format!("{name}.png")).await;
         self.client.set_window_size(390, 844).await.unwrap();
         self.until("the phone layout", "return window.innerWidth < 500").await;
+        self.js(&show).await;
         self.screenshot(&format!("{name}-phone.png")).await;
         self.client.set_window_size(1280, 860).await.unwrap();
         self.until("the desktop layout", "return window.innerWidth > 1000").await;
@@ -468,6 +485,7 @@ fn texts_of<'a>(messages: &'a [(String, String, String)], role: &str) -> Vec<&'a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_chats_remembers_and_stays_safe_in_the_web_page() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let Server { base, dir, .. } = serve().await;
     let driver = Driver::start(dir.path()).await;
     let profile = tempfile::tempdir().unwrap();
@@ -820,6 +838,7 @@ const ADA_PROMPT: &str = "You are Ada's assistant. Answer in one short sentence.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_runs_the_server_and_people_their_accounts_in_the_web_page() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let hub = HubServer::start();
     let search = WebServer::start();
     search.set_results(&[web::TIDES, web::CHINESE]);
@@ -883,7 +902,7 @@ async fn api_keys_are_shown_once_and_revoked(page: &Page, api: &Api) {
         "return document.querySelector('[data-testid=key-copy]').innerText === 'Copied'",
     )
     .await;
-    page.screenshots("settings-key").await;
+    page.screenshots("settings-key", "#new-key").await;
 
     let models = api.get("/v1/models", &secret).await;
     assert_eq!(models["data"][0]["id"], "smollm2", "the key works: {models}");
@@ -1115,6 +1134,13 @@ async fn pull_pick_and_delete_a_model(page: &Page, api: &Api, token: &str, serve
     let pulled = format!("{SMOL_REPO}:Q4_1");
     page.click("admin-open").await;
     page.find("admin-model", "[data-model=smollm2]").await;
+    assert!(
+        page.js("return !document.querySelector('[data-model=smollm2] [data-testid=model-delete]')")
+            .await
+            .as_bool()
+            .unwrap(),
+        "a model given to the server is not the page's to delete"
+    );
     // Every width the bar takes, however quickly the next one follows.
     page.js("const bar = document.querySelector('[data-testid=pull-progress]'); window.__widths = []; \
              new MutationObserver((records) => { for (const r of records) window.__widths.push(r.oldValue ?? ''); }) \
@@ -1145,6 +1171,7 @@ async fn pull_pick_and_delete_a_model(page: &Page, api: &Api, token: &str, serve
     assert!(page.js("return document.querySelector('[data-testid=model-ref]').value").await == "");
     let models = api.get("/api/models", token).await.to_string();
     assert!(models.contains(&pulled), "{models}");
+    page.screenshots("admin-models", "#pull-form").await;
     page.close_dialog("admin-dialog").await;
 
     // The picker offers it; picking it moves the open chat to it.
@@ -1291,7 +1318,7 @@ async fn admin_disables_users_and_closes_registration(page: &Page, api: &Api, to
     assert!(page.checked("registration-open").await);
     assert!(!page.toggle("registration-open").await);
     api.wait_for("/api/admin/settings", token, |s| s["registration_open"].clone(), json!(false)).await;
-    page.screenshots("admin").await;
+    page.screenshots("admin", "#user-list").await;
     page.close_dialog("admin-dialog").await;
 
     page.log_out().await;

@@ -1012,6 +1012,7 @@ byTestId('settings-open').addEventListener('click', () => {
   byTestId('settings-max-tokens').value = S.settings.maxTokens;
   for (const radio of settingsDialog.querySelectorAll('input[name=theme]')) radio.checked = radio.value === S.settings.theme;
   $('#new-key').hidden = true;
+  $('#key-list').replaceChildren(); // drawn afresh: keys revoked elsewhere are gone
   settingsDialog.showModal();
   attempt(loadKeys);
 });
@@ -1123,11 +1124,12 @@ async function loadAdminModels() {
       model.default ? h('span', { class: 'badge on', text: 'default' }) : null, ' ',
       model.loaded ? h('span', { class: 'badge', text: 'loaded' }) : null,
       h('small', { text: [model.format, model.quantization, formatBytes(model.size_bytes)].filter(Boolean).join(' · ') })),
-    h('button', { type: 'button', class: 'button', 'data-testid': 'model-delete', text: 'Delete',
+    // Only what was pulled can be deleted here; files given to the server stay its operator's.
+    model.removable ? h('button', { type: 'button', class: 'button', 'data-testid': 'model-delete', text: 'Delete',
       onclick: async () => {
         if (!(await confirmDialog(`Delete the model ${model.name} from this server's disk?`))) return;
         await attempt(async () => { await api('DELETE', `/models/${model.name}`); await loadAdminModels(); });
-      } }))));
+      } }) : null)));
 }
 
 $('#pull-form').addEventListener('submit', (e) => {

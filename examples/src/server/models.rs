@@ -238,6 +238,8 @@ async fn list(
                     "backend": "llama-cpp",
                     "loaded": models.is_loaded(&m.name),
                     "default": m.name == models.default_name(),
+                    // Pulled from the Hub: DELETE /api/models/{name} removes it from the cache.
+                    "removable": matches!(ModelRef::parse(&m.name), Ok(ModelRef::Hub { .. })),
                 })
             })
             .collect();

@@ -969,7 +969,7 @@ async fn pin_and_archive(page: &Page, api: &Api, token: &str) {
         &format!("return !document.querySelector('[data-session-id=\"{second}\"]')"),
     )
     .await;
-    assert_eq!(page.session_ids().await, [first.clone()]);
+    assert_eq!(page.session_ids().await, std::slice::from_ref(&first));
     assert_eq!(api.get(&format!("/api/sessions/{second}"), token).await["archived"], true);
 
     page.click("archived-toggle").await;
@@ -981,7 +981,7 @@ async fn pin_and_archive(page: &Page, api: &Api, token: &str) {
         ),
     )
     .await;
-    assert_eq!(page.session_ids().await, [second.clone()], "only the archived chat");
+    assert_eq!(page.session_ids().await, std::slice::from_ref(&second), "only the archived chat");
     page.click_in("session-item", &format!("[data-session-id=\"{second}\"]")).await;
     page.click_css(&format!("[data-session-id=\"{second}\"] [data-testid=session-archive][title=Unarchive]"))
         .await;

@@ -1,29 +1,19 @@
 //! The library side of the tools: a chat turn through the core traits, and the HTTP server on
 //! loopback, both with the real store and the real SmolLM2 model.
 
-use std::ops::ControlFlow;
-use std::sync::{Arc, OnceLock};
+mod common;
 
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use common::{Setup, model};
 use modelforge_core::{
-    Actor, ChatMessage, GenerationParams, LoadOptions, LoadedModel, MemoryExtractor, MemoryKind, NewSession,
-    NewUser, Role, SessionId, SessionStore, UserRole,
+    Actor, ChatMessage, GenerationParams, LoadedModel, MemoryExtractor, MemoryKind, NewSession, NewUser,
+    Role, SessionId, SessionStore, UserRole,
 };
-use modelforge_examples::server::{AppState, ModelPool, app};
 use modelforge_examples::setup;
 use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, MemoryMode, SUMMARY_HEADER};
 use serde_json::{Value, json};
-
-fn model() -> Arc<dyn LoadedModel> {
-    static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = modelforge_testkit::smollm2_gguf();
-            let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            setup::load_model(std::path::Path::new("."), path.to_str().unwrap(), &options, Default::default())
-                .unwrap()
-        })
-        .clone()
-}
 
 fn store_with_user(dir: &std::path::Path) -> Arc<dyn SessionStore> {
     let store = setup::open_store(dir).unwrap();
@@ -185,29 +175,18 @@ fn older_turns_are_summarized_once_and_the_summary_is_reused() {
     assert_eq!(second.context.history_summarized, first.context.history_summarized);
 }
 
-async fn serve(store: Arc<dyn SessionStore>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let memory = Arc::new(MemoryBank::new(store.clone(), None));
-    let pool = ModelPool::new(
-        std::env::temp_dir(),
-        Vec::new(),
-        "smollm2".into(),
-        LoadOptions::default(),
-        Default::default(),
-        1,
-    );
-    pool.insert("smollm2", model());
-    let chat = Conversation::new(model(), store.clone(), store.clone(), Arc::clone(&memory));
-    let state = AppState::new(store, Arc::new(pool), memory, chat);
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    format!("http://{addr}")
+/// The app over `store` (with no system prompt), kept running with its directory until the
+/// test ends; its base URL.
+async fn serve(store: Arc<dyn SessionStore>) -> (String, tempfile::TempDir) {
+    let setup = Setup { store: Some(store), system_prompt: None, ..Setup::default() };
+    let server = common::serve_with(setup).await;
+    (server.base, server.dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_logs_in_and_completes_chats() {
     let dir = tempfile::tempdir().unwrap();
-    let base = serve(store_with_user(dir.path())).await;
+    let (base, _server_dir) = serve(store_with_user(dir.path())).await;
     let http = reqwest::Client::new();
 
     let bad = http
@@ -312,7 +291,7 @@ async fn the_server_manages_each_users_own_memories() {
         role: UserRole::User,
     };
     store.create_user(&other).unwrap();
-    let base = serve(store).await;
+    let (base, _server_dir) = serve(store).await;
     let http = reqwest::Client::new();
     let lina = token(&http, &base, "lina", "correct-horse-9").await;
     let omar = token(&http, &base, "omar", "another-pass-7").await;

@@ -7,27 +7,22 @@
 //! the tests of command-line flags and of replicas run the `modelforge-server` binary. Replies
 //! are greedy and a few tokens long, so the whole file takes under a minute on two cores.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use modelforge_core::{
-    CachedModel, ChatMessage, LoadOptions, LoadedModel, ModelFormat, NewUser, SessionId, SessionStore,
-    TokenStore as _, UserRole,
-};
-use modelforge_examples::server::{AppState, MAX_BODY_BYTES, ModelPool, Registration, app};
+use common::{MODEL, SECRET, Setup, options};
+use modelforge_core::{ChatMessage, NewUser, SessionId, SessionStore, TokenStore as _, UserRole};
+use modelforge_examples::server::{MAX_BODY_BYTES, Registration};
 use modelforge_examples::setup;
-use modelforge_memory::{ChatOptions, Conversation, MemoryBank};
 use modelforge_store::{PgStore, SqliteStore, StoreOptions};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
-/// The signing key of every server here (and of the replicas' `MODELFORGE_JWT_SECRET`).
-const SECRET: &str = "server-api-tests-secret-0123456789abcdef";
-/// What the in-process servers call the model.
-const MODEL: &str = "smollm2";
 /// The longest any one read, start or reply may take before a test fails.
 const PATIENCE: Duration = Duration::from_secs(90);
 /// A prompt SmolLM2 answers at length, for replies that must still be running when a test
@@ -36,21 +31,6 @@ const COUNTING: &str = "Count from 1 to 300, separated by commas.";
 
 // ---------------------------------------------------------------------------------------------
 // Servers
-
-fn model() -> Arc<dyn LoadedModel> {
-    static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = modelforge_testkit::smollm2_gguf();
-            let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            setup::load_model(Path::new("."), path.to_str().unwrap(), &options, Default::default()).unwrap()
-        })
-        .clone()
-}
-
-fn options() -> StoreOptions {
-    StoreOptions::with_secret(SECRET.as_bytes().to_vec())
-}
 
 /// The app on `127.0.0.1:0` over a fresh SQLite store, with the shared model.
 struct Server {
@@ -65,36 +45,8 @@ async fn serve() -> Server {
 }
 
 async fn serve_with(registration: Registration) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("modelforge.db");
-    let store: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(&db, options()).unwrap());
-    let model = tokio::task::block_in_place(model);
-    let path = modelforge_testkit::smollm2_gguf();
-    let served = CachedModel {
-        name: MODEL.into(),
-        size_bytes: std::fs::metadata(&path).unwrap().len(),
-        path,
-        format: ModelFormat::Gguf,
-        quantization: Some("Q4_1".into()),
-    };
-    let pool = ModelPool::new(
-        dir.path().to_owned(),
-        vec![served],
-        MODEL.into(),
-        LoadOptions::default(),
-        Default::default(),
-        1,
-    );
-    pool.insert(MODEL, Arc::clone(&model));
-    let memory = Arc::new(MemoryBank::new(store.clone(), None));
-    let chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
-        .with_options(ChatOptions::default().with_system_prompt("You are a helpful assistant. Be brief."));
-    let mut state = AppState::new(Arc::clone(&store), Arc::new(pool), memory, chat);
-    state.registration = registration;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    Server { api: Api::new(format!("http://{addr}")), store, db, _dir: dir }
+    let served = common::serve_with(Setup { registration, ..Setup::default() }).await;
+    Server { api: Api::new(served.base), store: served.store, db: served.db, _dir: served.dir }
 }
 
 /// A `modelforge-server` process, killed on drop.

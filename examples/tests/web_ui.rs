@@ -1,85 +1,47 @@
 //! The web page at `/` in a real browser: headless Chromium driven through WebDriver
 //! (`chromedriver`, started here on a free port) against the real server on `127.0.0.1:0`
-//! with SmolLM2. One server and one browser serve every scenario, run as steps of one test,
-//! so the file takes a couple of minutes on two cores.
+//! with SmolLM2. Two tests, each one server and one browser whose scenarios run as steps:
+//! a person chatting (streaming, reloads, memory, editing, XSS, other users), and an admin
+//! running the server (users, registration, models pulled from the loopback Hub of
+//! `modelforge_testkit::hub_server`) beside people's own accounts (API keys, pins and
+//! archives, memory switched off, temporary chats, web search over the loopback search
+//! engine of `modelforge_testkit::web_server`, the model picker, per-account settings).
+//! The file takes a few minutes on two cores.
 //!
 //! Elements are found by their `data-testid` (the page's stable hooks), and every wait polls a
-//! condition with a bound; nothing sleeps a fixed time. Screenshots of the chat (light, dark,
-//! phone width) and of the memory panel land in `$CARGO_TARGET_DIR/screenshots`.
+//! condition with a bound; nothing sleeps a fixed time. What the page did is checked both on
+//! screen and through the API. Screenshots of the chat (light, dark, phone width), the memory
+//! panel, the settings with a new key and the admin panel (desktop and phone width) land in
+//! `$CARGO_TARGET_DIR/screenshots`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them
 //! the test fails and says so.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::{Server, Setup, serve, serve_with};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use modelforge_core::{CachedModel, LoadOptions, LoadedModel, ModelFormat, SessionStore};
-use modelforge_examples::server::{AppState, ModelPool, app};
-use modelforge_examples::setup;
-use modelforge_memory::{ChatOptions, Conversation, MemoryBank};
-use modelforge_store::{SqliteStore, StoreOptions};
+use modelforge_testkit::hub_server::{HubServer, SMOL_REPO};
+use modelforge_testkit::web_server::{self as web, WebServer};
 use serde_json::{Value, json};
 
-/// The longest any one wait may take before a test fails.
-const PATIENCE: Duration = Duration::from_secs(90);
+/// The longest any one wait may take before a test fails (a reply with web search on a
+/// busy machine takes a while).
+const PATIENCE: Duration = Duration::from_secs(150);
+/// The browser tests take turns: two servers answering with SmolLM2 at once on two cores
+/// slow each other's replies past any sensible wait.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A prompt SmolLM2 answers at length, for replies still running when the test acts.
 const COUNTING: &str = "Count from 1 to 300, separated by commas.";
 /// Messages that would run script if the page put them into the DOM as HTML.
 const XSS: &str = "<img src=x onerror=\"window.__xss = 1\"> and <script>window.__xss = 2</script>";
 /// The rename button of the highlighted chat.
 const CURRENT_RENAME: &str = "[data-testid=session-item][aria-current=true] [data-testid=session-rename]";
-
-// ---------------------------------------------------------------------------------------------
-// The server
-
-fn model() -> Arc<dyn LoadedModel> {
-    static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = modelforge_testkit::smollm2_gguf();
-            let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            setup::load_model(Path::new("."), path.to_str().unwrap(), &options, Default::default()).unwrap()
-        })
-        .clone()
-}
-
-/// The app on `127.0.0.1:0` over a fresh SQLite store; its base URL and the directory to keep.
-async fn serve() -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions::with_secret(b"web-ui-tests-secret-0123456789abcdef".to_vec());
-    let store: Arc<dyn SessionStore> =
-        Arc::new(SqliteStore::open(&dir.path().join("modelforge.db"), options).unwrap());
-    let model = tokio::task::block_in_place(model);
-    let path = modelforge_testkit::smollm2_gguf();
-    let served = CachedModel {
-        name: "smollm2".into(),
-        size_bytes: std::fs::metadata(&path).unwrap().len(),
-        path,
-        format: ModelFormat::Gguf,
-        quantization: Some("Q4_1".into()),
-    };
-    let pool = ModelPool::new(
-        dir.path().to_owned(),
-        vec![served],
-        "smollm2".into(),
-        LoadOptions::default(),
-        Default::default(),
-        1,
-    );
-    pool.insert("smollm2", Arc::clone(&model));
-    let memory = Arc::new(MemoryBank::new(store.clone(), None));
-    let chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
-        .with_options(ChatOptions::default().with_system_prompt("You are a helpful assistant. Be brief."));
-    let state = AppState::new(store, Arc::new(pool), memory, chat);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    (format!("http://{addr}"), dir)
-}
 
 // ---------------------------------------------------------------------------------------------
 // The browser
@@ -236,15 +198,24 @@ impl Page {
     }
 
     async fn click_in(&self, id: &str, extra: &str) {
-        self.find(id, extra).await.click().await.unwrap();
+        self.click_css(&format!("[data-testid=\"{id}\"]{extra}")).await;
     }
 
     /// Clicks the element `css` selects, once it is shown.
     async fn click_css(&self, css: &str) {
         let script =
             format!("const e = document.querySelector({css:?}); return !!e && e.getClientRects().length > 0");
-        self.until(&format!("{css} is shown"), &script).await;
-        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+        let started = Instant::now();
+        loop {
+            self.until(&format!("{css} is shown"), &script).await;
+            let element = self.client.find(Locator::Css(css)).await.unwrap();
+            match element.click().await {
+                Ok(()) => return,
+                // Drawn again between finding and clicking (a list reloaded): find it anew.
+                Err(err) if err.is_stale_element_reference() && started.elapsed() < PATIENCE => {}
+                Err(err) => panic!("clicking {css}: {err}"),
+            }
+        }
     }
 
     /// Selects all of the focused `input`'s text and types `text` over it (clearing through
@@ -338,6 +309,85 @@ impl Page {
             .await;
     }
 
+    /// Sets the system prompt in the settings dialog and saves.
+    async fn system_prompt(&self, text: &str) {
+        self.click("settings-open").await;
+        self.fill("settings-system", text).await;
+        self.click("settings-save").await;
+        self.until("the settings are closed", "return !document.querySelector('#settings-dialog').open")
+            .await;
+    }
+
+    /// Flips the switch or chip whose (visually hidden) checkbox is `id`, as a person does: by
+    /// its label; whether it is on then.
+    async fn toggle(&self, id: &str) -> bool {
+        let before = self.checked(id).await;
+        self.click_css(&format!("label:has([data-testid=\"{id}\"])")).await;
+        self.until(
+            &format!("{id} flips"),
+            &format!("return document.querySelector('[data-testid=\"{id}\"]').checked === {}", !before),
+        )
+        .await;
+        !before
+    }
+
+    async fn checked(&self, id: &str) -> bool {
+        self.js(&format!("return document.querySelector('[data-testid=\"{id}\"]').checked"))
+            .await
+            .as_bool()
+            .unwrap()
+    }
+
+    /// Closes the dialog `id` with its close button.
+    async fn close_dialog(&self, id: &str) {
+        self.click_css(&format!("#{id} [data-close]")).await;
+        self.until(&format!("#{id} is closed"), &format!("return !document.querySelector('#{id}').open"))
+            .await;
+    }
+
+    /// The visible text of the first element `css` selects, once there is some.
+    async fn text_of(&self, css: &str) -> String {
+        let script = format!("return document.querySelector({css:?})?.innerText.trim()");
+        self.until(&format!("{css} has text"), &script).await.as_str().unwrap().to_owned()
+    }
+
+    /// Starts a new chat and sends `text`; the chat's id once the reply is stored.
+    async fn chat(&self, text: &str) -> String {
+        self.click("new-chat").await;
+        self.until("an empty chat", "return document.querySelectorAll('[data-testid=message]').length === 0")
+            .await;
+        self.send(text).await;
+        self.wait_for_reply().await;
+        self.current_session().await
+    }
+
+    /// The context report under the last reply.
+    async fn last_report(&self) -> String {
+        let script = "return [...document.querySelectorAll('[data-testid=message][data-role=assistant]')].pop()\
+                      ?.querySelector('[data-testid=context-report]')?.innerText.trim()";
+        self.until("the last reply's context report", script).await.as_str().unwrap().to_owned()
+    }
+
+    /// Logs out and waits for the login form.
+    async fn log_out(&self) {
+        self.click("logout").await;
+        self.until("the login form", "return !document.querySelector('#login').hidden").await;
+    }
+
+    /// Screenshots at desktop and phone width, `name.png` and `name-phone.png`, with the
+    /// element `css` scrolled into view.
+    async fn screenshots(&self, name: &str, css: &str) {
+        let show = format!("document.querySelector({css:?}).scrollIntoView({{ block: 'center' }})");
+        self.js(&show).await;
+        self.screenshot(&format!("{name}.png")).await;
+        self.client.set_window_size(390, 844).await.unwrap();
+        self.until("the phone layout", "return window.innerWidth < 500").await;
+        self.js(&show).await;
+        self.screenshot(&format!("{name}-phone.png")).await;
+        self.client.set_window_size(1280, 860).await.unwrap();
+        self.until("the desktop layout", "return window.innerWidth > 1000").await;
+    }
+
     /// The id of the chat highlighted in the sidebar.
     async fn current_session(&self) -> String {
         let id = self
@@ -356,6 +406,76 @@ impl Page {
     }
 }
 
+/// The server's API as a program sees it, to check what the page did.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    fn new(base: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: base.to_owned() }
+    }
+
+    /// An access token of `username`.
+    async fn log_in(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                "",
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, token, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Polls `GET path` until `pick` finds `expected` in the answer (the page saves in the
+    /// background).
+    async fn wait_for(&self, path: &str, token: &str, pick: impl Fn(&Value) -> Value, expected: Value) {
+        let started = Instant::now();
+        loop {
+            let got = pick(&self.get(path, token).await);
+            if got == expected {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "GET {path}: {got}, not {expected}, in time");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn status(&self, path: &str, token: &str) -> u16 {
+        self.call(reqwest::Method::GET, path, token, None).await.0
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+}
+
 fn texts_of<'a>(messages: &'a [(String, String, String)], role: &str) -> Vec<&'a str> {
     messages.iter().filter(|(r, _, _)| r == role).map(|(_, _, t)| t.as_str()).collect()
 }
@@ -365,7 +485,8 @@ fn texts_of<'a>(messages: &'a [(String, String, String)], role: &str) -> Vec<&'a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_chats_remembers_and_stays_safe_in_the_web_page() {
-    let (base, dir) = serve().await;
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let Server { base, dir, .. } = serve().await;
     let driver = Driver::start(dir.path()).await;
     let profile = tempfile::tempdir().unwrap();
     let page = Page::open(&driver, profile.path(), &base).await;
@@ -708,9 +829,531 @@ async fn wrong_password_and_other_users(page: &Page, alices: &[String]) {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// An admin and their accounts
+
+const ADA: (&str, &str) = ("ada", "ada's long password");
+const BOB: (&str, &str) = ("bob", "bob's long password");
+const ADA_PROMPT: &str = "You are Ada's assistant. Answer in one short sentence.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_server_and_people_their_accounts_in_the_web_page() {
+    let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
+    let hub = HubServer::start();
+    let search = WebServer::start();
+    search.set_results(&[web::TIDES, web::CHINESE]);
+    let setup = Setup { hub: Some(hub.url()), search_url: Some(search.url()), ..Setup::default() };
+    let server = serve_with(setup).await;
+    let driver = Driver::start(server.dir.path()).await;
+    let profile = tempfile::tempdir().unwrap();
+    let page = Page::open(&driver, profile.path(), &server.base).await;
+    let api = Api::new(&server.base);
+
+    let started = Instant::now();
+    let step = |name: &str| eprintln!("{:>6.1}s {name}", started.elapsed().as_secs_f32());
+    page.goto("/").await;
+    page.log_in(ADA.0, ADA.1, true).await;
+    page.wait_for_app().await;
+    page.settings(16, "light").await;
+    page.system_prompt(ADA_PROMPT).await;
+    let ada = api.log_in(ADA.0, ADA.1).await;
+    step("ada registers");
+    api_keys_are_shown_once_and_revoked(&page, &api).await;
+    step("API keys");
+    pin_and_archive(&page, &api, &ada).await;
+    step("pin, archive");
+    edit_a_memory_and_switch_memory_off(&page, &api, &ada).await;
+    step("edit a memory, memory off");
+    a_temporary_chat_learns_nothing(&page, &api, &ada).await;
+    step("temporary chat");
+    web_search_cites_its_sources(&page, &search).await;
+    step("web search sources");
+    pull_pick_and_delete_a_model(&page, &api, &ada, &server).await;
+    step("pull, pick, delete a model");
+    settings_belong_to_each_account(&page).await;
+    step("settings per account");
+    admin_disables_users_and_closes_registration(&page, &api, &ada).await;
+    step("users, roles, registration");
+
+    page.client.close().await.unwrap();
+    drop(driver);
+    drop(hub);
+}
+
+/// A key is shown once, works on `/v1`, and stops working when revoked in the page.
+async fn api_keys_are_shown_once_and_revoked(page: &Page, api: &Api) {
+    page.click("settings-open").await;
+    page.until("no keys yet", "return document.querySelector('#key-list').innerText.includes('No API keys')")
+        .await;
+    page.fill("key-name", "laptop").await;
+    page.click("key-create").await;
+    let secret = page.text_of("[data-testid=key-secret]").await;
+    page.until(
+        "the new key in the list",
+        "return [...document.querySelectorAll('[data-testid=key-item]')].some(k => k.innerText.includes('laptop'))",
+    )
+    .await;
+    let listed = page.js("return document.querySelector('[data-testid=key-item]').innerText").await;
+    let listed = listed.as_str().unwrap();
+    assert!(!listed.contains(&secret), "the list never shows the whole key: {listed}");
+    page.click("key-copy").await;
+    page.until(
+        "the key is copied",
+        "return document.querySelector('[data-testid=key-copy]').innerText === 'Copied'",
+    )
+    .await;
+    page.screenshots("settings-key", "#new-key").await;
+
+    let models = api.get("/v1/models", &secret).await;
+    assert_eq!(models["data"][0]["id"], "smollm2", "the key works: {models}");
+
+    page.close_dialog("settings-dialog").await;
+    page.click("settings-open").await;
+    page.until("the key list again", "return !!document.querySelector('[data-testid=key-item]')").await;
+    let shown = page
+        .js("return { hidden: document.querySelector('#new-key').hidden, \
+                      text: document.querySelector('[data-testid=key-secret]').textContent, \
+                      html: document.documentElement.outerHTML }")
+        .await;
+    assert_eq!(shown["hidden"], true, "the key is shown once");
+    assert_eq!(shown["text"], "", "the key is shown once");
+    assert!(!shown["html"].as_str().unwrap().contains(&secret), "the key is nowhere in the page");
+
+    page.click("key-revoke").await;
+    page.click("confirm-ok").await;
+    page.until(
+        "the key is revoked",
+        "return document.querySelector('#key-list').innerText.includes('No API keys')",
+    )
+    .await;
+    assert_eq!(api.status("/v1/models", &secret).await, 401, "a revoked key is refused");
+    page.close_dialog("settings-dialog").await;
+}
+
+/// A pinned chat sorts first; an archived one leaves the list, shows among the archived and
+/// comes back.
+async fn pin_and_archive(page: &Page, api: &Api, token: &str) {
+    let first = page.chat("Hello there!").await;
+    let second = page.chat("Tell me a joke.").await;
+    assert_eq!(page.session_ids().await, [second.clone(), first.clone()], "newest first");
+
+    page.click_in("session-item", &format!("[data-session-id=\"{first}\"]")).await;
+    page.until(
+        "the first chat is open",
+        &format!("return document.querySelector('[aria-current=true]')?.dataset.sessionId === {first:?}"),
+    )
+    .await;
+    page.click_css(&format!("[data-session-id=\"{first}\"] [data-testid=session-pin]")).await;
+    page.until(
+        "the pinned chat first",
+        &format!(
+            "return document.querySelector('[data-testid=session-item]')?.dataset.sessionId === {first:?}"
+        ),
+    )
+    .await;
+    assert_eq!(page.session_ids().await, [first.clone(), second.clone()]);
+    let groups =
+        page.js("return [...document.querySelectorAll('.session-group')].map(g => g.innerText)").await;
+    assert_eq!(groups, json!(["PINNED", "RECENT"]), "{groups}");
+    assert_eq!(api.get(&format!("/api/sessions/{first}"), token).await["pinned"], true);
+
+    page.click_in("session-item", &format!("[data-session-id=\"{second}\"]")).await;
+    page.until(
+        "the second chat is open",
+        &format!("return document.querySelector('[aria-current=true]')?.dataset.sessionId === {second:?}"),
+    )
+    .await;
+    page.click_css(&format!("[data-session-id=\"{second}\"] [data-testid=session-archive]")).await;
+    page.until(
+        "the archived chat leaves the list",
+        &format!("return !document.querySelector('[data-session-id=\"{second}\"]')"),
+    )
+    .await;
+    assert_eq!(page.session_ids().await, std::slice::from_ref(&first));
+    assert_eq!(api.get(&format!("/api/sessions/{second}"), token).await["archived"], true);
+
+    page.click("archived-toggle").await;
+    page.until(
+        "the archived chats",
+        &format!(
+            "return document.querySelector('[data-testid=archived-toggle]').innerText === 'Back to chats' \
+         && !!document.querySelector('[data-session-id=\"{second}\"]')"
+        ),
+    )
+    .await;
+    assert_eq!(page.session_ids().await, std::slice::from_ref(&second), "only the archived chat");
+    page.click_in("session-item", &format!("[data-session-id=\"{second}\"]")).await;
+    page.click_css(&format!("[data-session-id=\"{second}\"] [data-testid=session-archive][title=Unarchive]"))
+        .await;
+    page.until(
+        "no archived chats left",
+        "return document.querySelector('#session-list .empty-list')?.innerText === 'No archived chats.'",
+    )
+    .await;
+    page.click("archived-toggle").await;
+    page.until(
+        "both chats again",
+        "return document.querySelectorAll('[data-testid=session-item]').length === 2",
+    )
+    .await;
+    assert_eq!(page.session_ids().await, [first.clone(), second.clone()], "the pinned one still first");
+    assert_eq!(api.get(&format!("/api/sessions/{second}"), token).await["archived"], false);
+
+    // Unpinned, the newest is first again.
+    page.click_in("session-item", &format!("[data-session-id=\"{first}\"]")).await;
+    page.click_css(&format!("[data-session-id=\"{first}\"] [data-testid=session-pin][title=Unpin]")).await;
+    page.until(
+        "the pin is gone",
+        &format!(
+            "return document.querySelector('[data-testid=session-item]')?.dataset.sessionId === {second:?}"
+        ),
+    )
+    .await;
+}
+
+/// A memory edited in the panel changes on the server; with memory off a new chat uses none.
+async fn edit_a_memory_and_switch_memory_off(page: &Page, api: &Api, token: &str) {
+    page.click("memories-open").await;
+    page.fill("memory-new", "I live in Oslo.").await;
+    page.click("memory-add").await;
+    let id = page
+        .until(
+            "the added memory",
+            "return [...document.querySelectorAll('[data-testid=memory-item]')] \
+             .find(m => m.innerText.includes('Oslo'))?.dataset.memoryId",
+        )
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+    page.click_css(&format!("[data-memory-id=\"{id}\"] [data-testid=memory-edit]")).await;
+    let input = page.find("memory-edit-input", "").await;
+    page.type_over(&input, "I live in Bergen.").await;
+    page.click("memory-save").await;
+    page.until(
+        "the edited memory",
+        &format!("return document.querySelector('[data-memory-id=\"{id}\"]')?.innerText.includes('Bergen')"),
+    )
+    .await;
+    let memories = api.get("/api/memories", token).await;
+    let edited = memories["data"].as_array().unwrap().iter().find(|m| m["id"] == id.as_str()).unwrap();
+    assert_eq!(edited["content"], "I live in Bergen.", "{memories}");
+
+    assert!(page.checked("memory-enabled").await, "memory is on for a new account");
+    assert!(!page.toggle("memory-enabled").await);
+    api.wait_for("/api/memories/settings", token, |s| s["enabled"].clone(), json!(false)).await;
+    page.close_dialog("memories-dialog").await;
+
+    page.chat("Where do I live?").await;
+    let report = page.last_report().await;
+    assert!(report.starts_with("0 memories used"), "memory is off: {report}");
+    assert!(!api.get("/api/memories", token).await["data"].as_array().unwrap().is_empty(), "memories exist");
+
+    page.click("memories-open").await;
+    page.until(
+        "the switch shows memory off",
+        "return document.querySelector('[data-testid=memory-enabled]').checked === false",
+    )
+    .await;
+    assert!(page.toggle("memory-enabled").await);
+    page.until("memory is on again", "return document.querySelector('[data-testid=memory-enabled]').checked")
+        .await;
+    page.close_dialog("memories-dialog").await;
+    api.wait_for("/api/memories/settings", token, |s| s["enabled"].clone(), json!(true)).await;
+}
+
+/// A temporary chat is kept with its messages, but neither uses nor learns memories.
+async fn a_temporary_chat_learns_nothing(page: &Page, api: &Api, token: &str) {
+    page.click("new-chat").await;
+    assert!(page.toggle("temporary-toggle").await);
+    page.until("the temporary note", "return !document.querySelector('#temporary-note').hidden").await;
+    page.send("Where do I live? I'm allergic to shellfish.").await;
+    page.wait_for_reply().await;
+    let session = page.current_session().await;
+    let report = page.last_report().await;
+    assert!(report.starts_with("0 memories used"), "a temporary chat uses no memory: {report}");
+    assert!(
+        page.js("return !document.querySelector('[data-testid=memory-learned]')").await.as_bool().unwrap(),
+        "nothing is remembered"
+    );
+    assert!(page.checked("temporary-toggle").await);
+    let stored = api.get(&format!("/api/sessions/{session}"), token).await;
+    assert_eq!(
+        (stored["temporary"].clone(), stored["message_count"].clone()),
+        (json!(true), json!(2)),
+        "{stored}"
+    );
+    let memories = api.get("/api/memories", token).await.to_string();
+    assert!(!memories.contains("shellfish"), "nothing learned: {memories}");
+
+    // A new chat is an ordinary one again, and it does use the memories.
+    page.chat("Where do I live?").await;
+    assert!(!page.checked("temporary-toggle").await);
+    let report = page.last_report().await;
+    assert!(!report.starts_with("0 memories"), "an ordinary chat uses them: {report}");
+}
+
+/// With web search on, the sources are listed under the answer: numbered, titled links to
+/// the pages, still there after a reload.
+async fn web_search_cites_its_sources(page: &Page, search: &WebServer) {
+    page.click("new-chat").await;
+    assert!(page.toggle("web-toggle").await);
+    page.send("What causes tides?").await;
+    page.wait_for_reply().await;
+    let script = "const last = [...document.querySelectorAll('[data-testid=message][data-role=assistant]')].pop(); \
+                  const list = last?.querySelector('[data-testid=sources]'); \
+                  return list && [...list.querySelectorAll('li')].map(li => ({ n: li.value, title: li.innerText.trim(), \
+                    href: li.querySelector('a').href, target: li.querySelector('a').target, rel: li.querySelector('a').rel }))";
+    let sources = page.until("the sources under the answer", script).await;
+    let sources = sources.as_array().unwrap();
+    for (i, source) in sources.iter().enumerate() {
+        assert_eq!(source["n"], i + 1, "numbered: {sources:?}");
+        let href = source["href"].as_str().unwrap();
+        assert!(
+            href.starts_with(&format!("{}/pages/", search.url())),
+            "a link to the page read: {sources:?}"
+        );
+        assert_eq!((&source["target"], &source["rel"]), (&json!("_blank"), &json!("noopener noreferrer")));
+    }
+    let tides = json!({"n": sources.iter().position(|s| s["href"] == search.page_url(web::TIDES)).map(|i| i + 1),
+                       "title": "What causes tides? | Ocean Facts", "href": search.page_url(web::TIDES),
+                       "target": "_blank", "rel": "noopener noreferrer"});
+    assert!(sources.contains(&tides), "the tides page, titled: {sources:?}");
+    assert!(search.requests().iter().any(|r| r.starts_with("GET /search?q=")));
+    page.screenshot("chat-sources.png").await;
+
+    page.client.refresh().await.unwrap();
+    page.wait_for_app().await;
+    page.until("the sources after a reload", script).await;
+    if page.checked("web-toggle").await {
+        page.toggle("web-toggle").await;
+    }
+}
+
+/// An admin pulls a model from the Hub watching the progress bar; it is in the model picker,
+/// a chat switched to it answers with it; deleted, it is gone.
+async fn pull_pick_and_delete_a_model(page: &Page, api: &Api, token: &str, server: &Server) {
+    let pulled = format!("{SMOL_REPO}:Q4_1");
+    page.click("admin-open").await;
+    page.find("admin-model", "[data-model=smollm2]").await;
+    assert!(
+        page.js("return !document.querySelector('[data-model=smollm2] [data-testid=model-delete]')")
+            .await
+            .as_bool()
+            .unwrap(),
+        "a model given to the server is not the page's to delete"
+    );
+    // Every width the bar takes, however quickly the next one follows.
+    page.js("const bar = document.querySelector('[data-testid=pull-progress]'); window.__widths = []; \
+             new MutationObserver((records) => { for (const r of records) window.__widths.push(r.oldValue ?? ''); }) \
+               .observe(bar, { attributes: true, attributeFilter: ['style'], attributeOldValue: true })")
+        .await;
+    page.fill("model-ref", SMOL_REPO).await;
+    page.click("model-pull").await;
+    let status = page
+        .until(
+            "the pull is done",
+            "const s = document.querySelector('#pull-status').innerText; return s.startsWith('Pulled') && s",
+        )
+        .await;
+    assert!(status.as_str().unwrap().contains(&pulled), "{status}");
+    let widths = page.js("return window.__widths.concat([document.querySelector('[data-testid=pull-progress]').style.width])").await;
+    let widths: Vec<String> = serde_json::from_value(widths).unwrap();
+    // Old values are style attributes ("width: 37.5%;"), the last one a width ("100%").
+    let shares: Vec<f64> = widths
+        .iter()
+        .filter_map(|w| {
+            w.trim_start_matches("width:").trim().trim_end_matches(';').trim_end_matches('%').parse().ok()
+        })
+        .collect();
+    assert_eq!(shares.last(), Some(&100.0), "{widths:?}");
+    assert!(shares.iter().any(|&s| s > 0.0 && s < 100.0), "the bar moves through the download: {widths:?}");
+    assert!(shares.windows(2).all(|w| w[0] <= w[1]), "and only forward: {widths:?}");
+    page.find("admin-model", &format!("[data-model=\"{pulled}\"]")).await;
+    assert!(page.js("return document.querySelector('[data-testid=model-ref]').value").await == "");
+    let models = api.get("/api/models", token).await.to_string();
+    assert!(models.contains(&pulled), "{models}");
+    page.screenshots("admin-models", "#pull-form").await;
+    page.close_dialog("admin-dialog").await;
+
+    // The picker offers it; picking it moves the open chat to it.
+    let session = page.chat("Hi!").await;
+    let options = page
+        .js("return [...document.querySelector('[data-testid=model-picker]').options].map(o => o.value)")
+        .await;
+    assert_eq!(options, json!(["smollm2", pulled]), "{options}");
+    page.find("model-picker", "").await.select_by_value(&pulled).await.unwrap();
+    let path = format!("/api/sessions/{session}");
+    api.wait_for(&path, token, |s| s["model"].clone(), json!(pulled)).await;
+    let before = page.messages().await;
+    page.send("Say hello.").await;
+    page.until(
+        "the reply streams",
+        "return document.querySelector('[data-streaming=true] .content')?.innerText.trim().length > 0",
+    )
+    .await;
+    let after = page.wait_for_reply_after(&before.last().unwrap().1).await;
+    assert_eq!(after.len(), 4);
+    assert!(!after[3].2.trim().is_empty());
+    let models = api.get("/api/models", token).await;
+    let entry = models["data"].as_array().unwrap().iter().find(|m| m["name"] == pulled.as_str()).unwrap();
+    assert_eq!(entry["loaded"], true, "the pulled model answered: {models}");
+    page.client.refresh().await.unwrap();
+    page.wait_for_app().await;
+    page.until(
+        "the picker shows the chat's model after a reload",
+        &format!("return document.querySelector('[data-testid=model-picker]').value === {pulled:?}"),
+    )
+    .await;
+
+    // Deleted, it leaves the server, the list and the picker.
+    page.click("admin-open").await;
+    page.click_css(&format!("[data-model=\"{pulled}\"] [data-testid=model-delete]")).await;
+    page.click("confirm-ok").await;
+    page.until(
+        "the model is deleted",
+        &format!("return !document.querySelector('[data-model=\"{pulled}\"]')"),
+    )
+    .await;
+    let models = api.get("/api/models", token).await.to_string();
+    assert!(!models.contains(&pulled), "{models}");
+    let cached = walk(&server.dir.path().join("hub-cache"));
+    let big: Vec<_> =
+        cached.iter().filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 1 << 20)).collect();
+    assert!(big.is_empty(), "the file is deleted: {big:?}");
+    page.close_dialog("admin-dialog").await;
+    let picker = page
+        .js("return [...document.querySelector('[data-testid=model-picker]').options] \
+                          .map(o => [o.value, o.disabled, o.selected])")
+        .await;
+    assert_eq!(
+        picker,
+        json!([["smollm2", false, false], [pulled, true, true]]),
+        "the chat's model is gone: {picker}"
+    );
+    page.find("model-picker", "").await.select_by_value("smollm2").await.unwrap();
+    api.wait_for(&path, token, |s| s["model"].clone(), Value::Null).await; // the server's default
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { found.extend(walk(&path)) } else { found.push(path) }
+    }
+    found
+}
+
+/// Someone else logging in on the same browser gets their own settings, not the last person's.
+async fn settings_belong_to_each_account(page: &Page) {
+    page.log_out().await;
+    page.log_in(BOB.0, BOB.1, true).await;
+    page.wait_for_app().await;
+    page.click("settings-open").await;
+    let shown = page
+        .js("return { system: document.querySelector('[data-testid=settings-system]').value, \
+                      max: document.querySelector('[data-testid=settings-max-tokens]').value, \
+                      theme: document.querySelector('input[name=theme]:checked').value }")
+        .await;
+    assert_eq!(
+        shown,
+        json!({"system": "", "max": "1024", "theme": "system"}),
+        "bob starts with the defaults"
+    );
+    page.close_dialog("settings-dialog").await;
+    page.system_prompt("You are Bob's assistant.").await;
+    let kept = page
+        .js("return Object.keys(localStorage).filter(k => k.startsWith('modelforge.settings')).sort()")
+        .await;
+    assert_eq!(kept.as_array().unwrap().len(), 2, "one set per account: {kept}");
+
+    page.log_out().await;
+    page.log_in(ADA.0, ADA.1, false).await;
+    page.wait_for_app().await;
+    page.click("settings-open").await;
+    let shown = page
+        .js("return { system: document.querySelector('[data-testid=settings-system]').value, \
+                      max: document.querySelector('[data-testid=settings-max-tokens]').value }")
+        .await;
+    assert_eq!(shown, json!({"system": ADA_PROMPT, "max": "16"}), "ada's own settings");
+    page.close_dialog("settings-dialog").await;
+}
+
+/// Roles, disabling and registration in the admin panel, and what people see at login.
+async fn admin_disables_users_and_closes_registration(page: &Page, api: &Api, token: &str) {
+    let users = api.get("/api/admin/users", token).await;
+    let bob =
+        users["data"].as_array().unwrap().iter().find(|u| u["username"] == BOB.0).unwrap()["id"].clone();
+    let bob = bob.as_str().unwrap().to_owned();
+    let bob_field = |field: &'static str| {
+        let bob = bob.clone();
+        move |users: &Value| {
+            users["data"].as_array().unwrap().iter().find(|u| u["id"] == bob.as_str()).unwrap()[field].clone()
+        }
+    };
+    let item = format!("[data-testid=user-item][data-user-id=\"{bob}\"]");
+
+    page.click("admin-open").await;
+    for role in ["admin", "user"] {
+        // The list is drawn again once the change is saved: the old row is marked to tell.
+        page.find("user-role", &format!("[aria-label='Role of {}']", BOB.0)).await;
+        page.js(&format!("document.querySelector('{item}').dataset.old = 'yes'")).await;
+        let select =
+            page.client.find(Locator::Css(&format!("{item} [data-testid=user-role]"))).await.unwrap();
+        select.select_by_value(role).await.unwrap();
+        api.wait_for("/api/admin/users", token, bob_field("role"), json!(role)).await;
+        page.until(
+            "the list drawn again",
+            &format!("const i = document.querySelector('{item}'); return !!i && !i.dataset.old && i.querySelector('select').value === '{role}'"),
+        )
+        .await;
+    }
+
+    page.click_css(&format!("{item} [data-testid=user-disable]")).await;
+    page.until(
+        "bob is disabled",
+        &format!("return document.querySelector('{item}')?.innerText.includes('disabled')"),
+    )
+    .await;
+    api.wait_for("/api/admin/users", token, bob_field("disabled"), json!(true)).await;
+    assert!(page.checked("registration-open").await);
+    assert!(!page.toggle("registration-open").await);
+    api.wait_for("/api/admin/settings", token, |s| s["registration_open"].clone(), json!(false)).await;
+    page.screenshots("admin", "#user-list").await;
+    page.close_dialog("admin-dialog").await;
+
+    page.log_out().await;
+    page.log_in(BOB.0, BOB.1, false).await;
+    let banner = page.text_of("[data-testid=error-banner]:not([hidden]) .banner-text").await;
+    assert_eq!(banner, "This account is disabled: ask an admin.");
+    assert!(page.js("return document.querySelector('#app').hidden").await.as_bool().unwrap());
+    page.log_in("carol", "carol's long password", true).await;
+    page.until("the closed registration", "return document.querySelector('[data-testid=error-banner] .banner-text').innerText.includes('Registration is closed')").await;
+    let banner = page.text_of("[data-testid=error-banner] .banner-text").await;
+    assert_eq!(banner, "Registration is closed on this server: ask an admin for an account.");
+    page.screenshot("login-closed.png").await;
+
+    // Enabled again, bob is back in.
+    page.click("register-toggle").await;
+    page.log_in(ADA.0, ADA.1, false).await;
+    page.wait_for_app().await;
+    page.click("admin-open").await;
+    page.click_css(&format!("{item} [data-testid=user-disable]")).await;
+    page.until(
+        "bob is enabled",
+        &format!("return !document.querySelector('{item}')?.innerText.includes('disabled')"),
+    )
+    .await;
+    assert!(page.toggle("registration-open").await);
+    page.close_dialog("admin-dialog").await;
+    page.log_out().await;
+    page.log_in(BOB.0, BOB.1, false).await;
+    page.wait_for_app().await;
+    page.log_out().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_is_embedded_compressed_cached_and_locked_down() {
-    let (base, _dir) = serve().await;
+    let Server { base, dir: _dir, .. } = serve().await;
     let http = reqwest::Client::new();
     let page = http.get(format!("{base}/")).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(page.status(), 200);

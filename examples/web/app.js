@@ -163,6 +163,13 @@ const store = {
 
 const DEFAULT_SETTINGS = { system: '', temperature: 0.7, maxTokens: 1024, theme: 'system' };
 
+// Settings and context reports belong to an account (`settings.<user id>`, `reports.<user id>`):
+// someone else logging in on this browser gets their own. Only the last theme is kept apart,
+// for the login page. Older pages kept one set for everyone: its theme is all that stays.
+const shared = store.get('settings', null);
+if (shared) { store.set('theme', shared.theme ?? null); store.set('settings', null); }
+store.set('reports', null);
+
 const S = {
   access: null,
   refresh: store.get('refresh', null),
@@ -179,8 +186,8 @@ const S = {
   models: [],
   streaming: null, // { session, controller } while a reply is read
   memories: [],
-  settings: { ...DEFAULT_SETTINGS, ...store.get('settings', {}) },
-  reports: store.get('reports', {}), // message id -> what the context used, kept across reloads
+  settings: { ...DEFAULT_SETTINGS, theme: store.get('theme', DEFAULT_SETTINGS.theme) },
+  reports: {}, // message id -> what the context used, kept across reloads
 };
 
 function applyTheme() {
@@ -188,11 +195,20 @@ function applyTheme() {
 }
 applyTheme();
 
+/** The logged-in user's own settings and reports. */
+function loadAccountState() {
+  S.settings = { ...DEFAULT_SETTINGS, ...store.get(`settings.${S.user.id}`, {}) };
+  S.reports = store.get(`reports.${S.user.id}`, {});
+  store.set('theme', S.settings.theme);
+  applyTheme();
+}
+
 function rememberReport(messageId, report) {
+  if (!S.user) return;
   S.reports[messageId] = report;
   const ids = Object.keys(S.reports);
   for (const id of ids.slice(0, Math.max(0, ids.length - 300))) delete S.reports[id];
-  store.set('reports', S.reports);
+  store.set(`reports.${S.user.id}`, S.reports);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -368,6 +384,8 @@ function signedOut(message) {
   S.access = null;
   S.refresh = null;
   S.user = null;
+  S.settings = { ...DEFAULT_SETTINGS, theme: S.settings.theme };
+  S.reports = {};
   store.set('refresh', null);
   clearTimeout(S.refreshTimer);
   S.streaming?.controller.abort();
@@ -392,6 +410,7 @@ async function enterApp() {
   const me = await api('GET', '/auth/me');
   S.user = me.user;
   S.registrationOpen = me.registration_open;
+  loadAccountState();
   $('#login').hidden = true;
   $('#app').hidden = false;
   $('#me-name').textContent = S.user.username;
@@ -591,6 +610,10 @@ function renderModels() {
   const chosen = S.current ? S.current.model : S.draft.model;
   const fallback = S.models.find((m) => m.default)?.name;
   const options = S.models.map((m) => h('option', { value: m.name, text: m.name }));
+  // A session can name a model deleted since: it shows, and another can be picked.
+  if (chosen && !S.models.some((m) => m.name === chosen)) {
+    options.push(h('option', { value: chosen, text: `${chosen} (no longer on this server)`, disabled: true }));
+  }
   if (!options.length) options.push(h('option', { value: '', text: 'No model' }));
   modelPicker.replaceChildren(...options);
   modelPicker.value = chosen ?? fallback ?? '';
@@ -989,6 +1012,7 @@ byTestId('settings-open').addEventListener('click', () => {
   byTestId('settings-max-tokens').value = S.settings.maxTokens;
   for (const radio of settingsDialog.querySelectorAll('input[name=theme]')) radio.checked = radio.value === S.settings.theme;
   $('#new-key').hidden = true;
+  $('#key-list').replaceChildren(); // drawn afresh: keys revoked elsewhere are gone
   settingsDialog.showModal();
   attempt(loadKeys);
 });
@@ -997,7 +1021,12 @@ for (const radio of settingsDialog.querySelectorAll('input[name=theme]')) {
   // The theme applies at once, so people see what they pick.
   radio.addEventListener('change', () => { document.documentElement.dataset.theme = radio.value; });
 }
-settingsDialog.addEventListener('close', applyTheme);
+settingsDialog.addEventListener('close', () => {
+  applyTheme();
+  // A new key is shown once: closing the dialog forgets it.
+  byTestId('key-secret').textContent = '';
+  $('#new-key').hidden = true;
+});
 
 $('#settings-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -1009,7 +1038,8 @@ $('#settings-form').addEventListener('submit', (e) => {
     maxTokens,
     theme: settingsDialog.querySelector('input[name=theme]:checked')?.value ?? 'system',
   };
-  store.set('settings', S.settings);
+  store.set(`settings.${S.user.id}`, S.settings);
+  store.set('theme', S.settings.theme);
   settingsDialog.close();
 });
 
@@ -1021,7 +1051,10 @@ async function loadKeys() {
     h('div', { class: 'grow' }, h('strong', { text: key.name }),
       h('small', { text: `${key.prefix}… · created ${new Date(key.created_at).toLocaleDateString()} · ${key.last_used_at ? `last used ${new Date(key.last_used_at).toLocaleString()}` : 'never used'}` })),
     h('button', { type: 'button', class: 'button', 'data-testid': 'key-revoke', text: 'Revoke',
-      onclick: () => attempt(async () => { await api('DELETE', `/keys/${key.id}`); await loadKeys(); }) }))));
+      onclick: async () => {
+        if (!(await confirmDialog(`Revoke the key “${key.name}”? Programs using it stop working at once.`, 'Revoke'))) return;
+        await attempt(async () => { await api('DELETE', `/keys/${key.id}`); await loadKeys(); });
+      } }))));
 }
 
 $('#key-form').addEventListener('submit', (e) => {
@@ -1091,11 +1124,12 @@ async function loadAdminModels() {
       model.default ? h('span', { class: 'badge on', text: 'default' }) : null, ' ',
       model.loaded ? h('span', { class: 'badge', text: 'loaded' }) : null,
       h('small', { text: [model.format, model.quantization, formatBytes(model.size_bytes)].filter(Boolean).join(' · ') })),
-    h('button', { type: 'button', class: 'button', 'data-testid': 'model-delete', text: 'Delete',
+    // Only what was pulled can be deleted here; files given to the server stay its operator's.
+    model.removable ? h('button', { type: 'button', class: 'button', 'data-testid': 'model-delete', text: 'Delete',
       onclick: async () => {
         if (!(await confirmDialog(`Delete the model ${model.name} from this server's disk?`))) return;
         await attempt(async () => { await api('DELETE', `/models/${model.name}`); await loadAdminModels(); });
-      } }))));
+      } }) : null)));
 }
 
 $('#pull-form').addEventListener('submit', (e) => {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use modelforge_core::{CachedModel, CancelToken, LoadOptions, LoadedModel, ModelFormat, ModelHub};
-use modelforge_hub::ModelRef;
+use modelforge_hub::{HfHub, HfHubOptions, ModelRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,6 +46,8 @@ pub struct ModelPool {
     /// One load at a time: two requests for one model load it once.
     loading_lock: Mutex<()>,
     loading: AtomicUsize,
+    /// The Hub pulls go to and its cache; `None`: from the environment at each use.
+    hub: Option<HfHubOptions>,
 }
 
 impl ModelPool {
@@ -70,6 +72,24 @@ impl ModelPool {
             loaded: Mutex::default(),
             loading_lock: Mutex::default(),
             loading: AtomicUsize::new(0),
+            hub: None,
+        }
+    }
+
+    /// Pulls from, lists and removes in the Hub `options` describe (endpoint, cache) instead
+    /// of the one the environment names (`HF_ENDPOINT`, `HF_HUB_CACHE`...): for a server in a
+    /// process whose environment is not its own, such as a test's.
+    #[must_use]
+    pub fn with_hub(mut self, options: HfHubOptions) -> Self {
+        self.hub = Some(options);
+        self
+    }
+
+    /// The Hub client.
+    pub fn hub(&self) -> HfHub {
+        match &self.hub {
+            Some(options) => HfHub::new(options.clone()),
+            None => setup::hub(),
         }
     }
 
@@ -102,7 +122,7 @@ impl ModelPool {
     pub fn catalogue(&self) -> Vec<CachedModel> {
         let mut all = lock(&self.explicit).clone();
         let found = setup::catalog(&self.data_dir).cached().unwrap_or_default();
-        let pulled = setup::hub().cached().unwrap_or_default();
+        let pulled = self.hub().cached().unwrap_or_default();
         for model in found.into_iter().chain(pulled) {
             if model.format == ModelFormat::Gguf && !all.iter().any(|m| m.name == model.name) {
                 all.push(model);
@@ -218,6 +238,8 @@ async fn list(
                     "backend": "llama-cpp",
                     "loaded": models.is_loaded(&m.name),
                     "default": m.name == models.default_name(),
+                    // Pulled from the Hub: DELETE /api/models/{name} removes it from the cache.
+                    "removable": matches!(ModelRef::parse(&m.name), Ok(ModelRef::Hub { .. })),
                 })
             })
             .collect();
@@ -235,7 +257,11 @@ struct PullBody {
 
 /// `POST /api/models/pull`: progress as server-sent events (`progress`, then `done` or
 /// `error`). A client that leaves cancels the download; the next pull resumes it.
-async fn pull(Admin(_): Admin, Body(body): Body<PullBody>) -> Result<Response, ApiError> {
+async fn pull(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Body(body): Body<PullBody>,
+) -> Result<Response, ApiError> {
     if !matches!(ModelRef::parse(&body.reference), Ok(ModelRef::Hub { .. })) {
         return Err(ApiError::bad_request(format!(
             "`{}` is not a Hugging Face reference (`org/repo`, `org/repo:Q4_K_M`, `org/repo/file.gguf`)",
@@ -257,7 +283,7 @@ async fn pull(Admin(_): Admin, Body(body): Body<PullBody>) -> Result<Response, A
                 }
             }
         };
-        let event = match setup::hub().pull(&body.reference, &mut on_progress, &cancel) {
+        let event = match state.models.hub().pull(&body.reference, &mut on_progress, &cancel) {
             Ok(model) => Event::default().event("done").data(
                 json!({ "name": model.name, "size_bytes": model.size_bytes, "quantization": model.quantization })
                     .to_string(),
@@ -284,7 +310,7 @@ async fn remove(
                 "`{name}` is a file in the server's models directory: delete it there"
             )));
         }
-        let removed = setup::hub().remove(&name).map_err(|err| match err {
+        let removed = state.models.hub().remove(&name).map_err(|err| match err {
             modelforge_core::HubError::NotFound { .. } => ApiError::not_found(err.to_string()),
             other => ApiError::bad_request(other.to_string()),
         })?;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use modelforge_core::{
-    Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, ModelHub, SessionStore,
+    Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, ModelFormat, ModelHub, ModelInfo,
+    SessionStore,
 };
-use modelforge_engine::{BertEmbedder, KvCacheType, LlamaCppBackend};
+use modelforge_engine::{BertEmbedder, CandleBackend, KvCacheType, LlamaCppBackend};
 use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
 use modelforge_store::{PgStore, SqliteStore, StoreOptions, load_or_create_secret};
 
@@ -128,17 +129,137 @@ impl From<KvCacheArg> for KvCacheType {
     }
 }
 
+/// The `--backend` option: which runtime serves a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// llama.cpp: GGUF files of every architecture it knows.
+    #[value(name = "llama-cpp")]
+    LlamaCpp,
+    /// candle: llama-family safetensors directories and llama GGUF files.
+    Candle,
+}
+
+impl BackendArg {
+    /// `llama-cpp` or `candle`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BackendArg::LlamaCpp => "llama-cpp",
+            BackendArg::Candle => "candle",
+        }
+    }
+}
+
+/// How the tools load a model: the backend (`None`: chosen by the model's format) and the KV
+/// cache type of llama.cpp.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Loader {
+    /// `--backend`, if given.
+    pub backend: Option<BackendArg>,
+    /// `--kv-cache`.
+    pub kv_cache: KvCacheArg,
+}
+
+impl From<KvCacheArg> for Loader {
+    fn from(kv_cache: KvCacheArg) -> Self {
+        Loader { backend: None, kv_cache }
+    }
+}
+
+/// Architectures candle runs: GGUF files of these `general.architecture`s, safetensors
+/// directories of these `model_type`s.
+const CANDLE_GGUF_ARCHITECTURES: &[&str] = &["llama"];
+const CANDLE_SAFETENSORS_ARCHITECTURES: &[&str] = &["llama", "mistral"];
+
+/// The backend that serves the model `info`: `explicit` if it can, else by format (a GGUF →
+/// llama.cpp, a safetensors directory → candle). A model no backend can serve is a one-line
+/// error naming its architecture and what is supported.
+pub fn backend_for(info: &ModelInfo, explicit: Option<BackendArg>) -> anyhow::Result<BackendArg> {
+    let arch = info.architecture.as_deref().unwrap_or("unknown");
+    let candle_can = match info.format {
+        ModelFormat::Gguf => CANDLE_GGUF_ARCHITECTURES.contains(&arch),
+        ModelFormat::Safetensors => CANDLE_SAFETENSORS_ARCHITECTURES.contains(&arch),
+    };
+    match (info.format, explicit) {
+        (ModelFormat::Gguf, None | Some(BackendArg::LlamaCpp)) => Ok(BackendArg::LlamaCpp),
+        (_, Some(BackendArg::Candle) | None) if candle_can => Ok(BackendArg::Candle),
+        (ModelFormat::Gguf, Some(BackendArg::Candle)) => anyhow::bail!(
+            "{}: the candle backend runs GGUF models of the {} architecture; this one is `{arch}` (use \
+             --backend llama-cpp)",
+            info.path.display(),
+            CANDLE_GGUF_ARCHITECTURES.join(", ")
+        ),
+        (ModelFormat::Safetensors, Some(BackendArg::LlamaCpp)) => anyhow::bail!(
+            "{}: llama.cpp needs a GGUF file and this is a safetensors model (use --backend candle, or a \
+             GGUF of it)",
+            info.path.display()
+        ),
+        (ModelFormat::Safetensors, _) => anyhow::bail!(
+            "{}: unsupported architecture `{arch}`: safetensors models run on candle, which supports {}; \
+             use a GGUF of it (llama.cpp)",
+            info.path.display(),
+            CANDLE_SAFETENSORS_ARCHITECTURES.join(", ")
+        ),
+    }
+}
+
 /// Loads a model given as a path, a name from the catalogue, or a Hugging Face reference (see
-/// [`resolve_model`]), with llama.cpp and a KV cache of type `kv_cache`.
+/// [`resolve_model`]), with the backend [`backend_for`] picks (llama.cpp with a KV cache of
+/// type `loader.kv_cache` for a GGUF, candle for a safetensors directory).
 pub fn load_model(
     data_dir: &Path,
     reference: &str,
     options: &LoadOptions,
-    kv_cache: KvCacheArg,
+    loader: Loader,
 ) -> anyhow::Result<Arc<dyn LoadedModel>> {
     let model = resolve_model(data_dir, reference)?;
     let _span = tracing::info_span!("load", model = %model.path.display()).entered();
-    Ok(LlamaCppBackend::new().with_kv_cache_type(kv_cache.into()).load(&model.path, options)?)
+    let info = modelforge_core::inspect(&model.path)?;
+    let backend = backend_for(&info, loader.backend)?;
+    tracing::info!(backend = backend.as_str(), format = info.format.as_str(), "loading");
+    Ok(match backend {
+        BackendArg::LlamaCpp => {
+            LlamaCppBackend::new().with_kv_cache_type(loader.kv_cache.into()).load(&model.path, options)?
+        }
+        BackendArg::Candle => CandleBackend::new().load(&model.path, options)?,
+    })
+}
+
+/// What model lists show about a model besides its file: the backend that serves it and the
+/// chat format it is prompted with (or why it cannot be served).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelDescription {
+    /// `llama-cpp` or `candle`; `None` when no backend can serve the model.
+    pub backend: Option<&'static str>,
+    /// E.g. `model's template`, `gemma (detected)`, `plain (fallback)`.
+    pub chat_format: Option<String>,
+    /// Why the model cannot be served, or its chat format not told.
+    pub error: Option<String>,
+}
+
+/// Describes the model at `path` without loading it (reads its header or config files).
+pub fn describe_model(
+    path: &Path,
+    chat_template: Option<&str>,
+    backend: Option<BackendArg>,
+) -> ModelDescription {
+    let info = match modelforge_core::inspect(path) {
+        Ok(info) => info,
+        Err(err) => {
+            return ModelDescription { backend: None, chat_format: None, error: Some(err.to_string()) };
+        }
+    };
+    let (backend, mut error) = match backend_for(&info, backend) {
+        Ok(b) => (Some(b.as_str()), None),
+        Err(err) => (None, Some(format!("{err:#}"))),
+    };
+    let chat_format = match modelforge_engine::turn_format::describe(&info, chat_template) {
+        Ok(format) => Some(format.to_string()),
+        Err(err) => {
+            error.get_or_insert_with(|| err.to_string());
+            None
+        }
+    };
+    ModelDescription { backend, chat_format, error }
 }
 
 /// The Hugging Face repository of the default embedder.
@@ -174,7 +295,15 @@ pub fn open_embedder(data_dir: &Path, explicit: Option<&str>) -> anyhow::Result<
     Ok(Some(Arc::new(embedder)))
 }
 
-/// The GGUF models on this machine: DATA_DIR/models, the Hugging Face cache, and the test
+/// Whether a backend can chat with `model`: every GGUF file (llama.cpp knows many
+/// architectures, and says which it does not), and the safetensors directories candle runs
+/// (not, say, an embedder's).
+pub fn servable(model: &CachedModel) -> bool {
+    model.format == ModelFormat::Gguf
+        || modelforge_core::inspect(&model.path).is_ok_and(|info| backend_for(&info, None).is_ok())
+}
+
+/// The GGUF models and llama-family safetensors directories on this machine: DATA_DIR/models, the Hugging Face cache, and the test
 /// models `scripts/test-models` fetched (`MODELFORGE_TEST_MODELS`, else
 /// `~/.cache/modelforge/test-models`), in that order.
 pub fn local_models(data_dir: &Path) -> Vec<CachedModel> {
@@ -189,7 +318,7 @@ pub fn local_models(data_dir: &Path) -> Vec<CachedModel> {
             models.extend(LocalCatalog::new(sub.path()).cached().unwrap_or_default());
         }
     }
-    models.retain(|m| m.format == modelforge_core::ModelFormat::Gguf);
+    models.retain(servable);
     let mut seen = std::collections::HashSet::new();
     models.retain(|m| seen.insert(m.path.clone()));
     models

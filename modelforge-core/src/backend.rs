@@ -26,6 +26,11 @@ pub struct LoadOptions {
     /// Tokens of KV cache shared by all sequences, the memory limit for keeping several
     /// conversations warm; `None` uses the backend's default.
     pub cache_tokens: Option<u32>,
+    /// The chat template to use instead of the model's own: the name of a known turn format
+    /// (`chatml`, `gemma`, `llama3`, `llama2`, `mistral`, `phi3`, `zephyr`, `deepseek`,
+    /// `plain`) or the path of a file holding a Jinja template. `None`: the model's template,
+    /// else a format chosen from its vocabulary.
+    pub chat_template: Option<String>,
 }
 
 /// Receives each piece of generated text as soon as it is complete UTF-8, and says whether to
@@ -60,6 +65,12 @@ pub trait LoadedModel: Send + Sync {
 
     /// The context window in effect, in tokens.
     fn context_length(&self) -> u32;
+
+    /// How prompts are formatted, for lists and logs: e.g. `model's template`, or
+    /// `gemma (detected)` for a model without one; `None` when the backend does not say.
+    fn chat_format(&self) -> Option<String> {
+        None
+    }
 
     /// Token ids of `text`. `add_special` adds the beginning-of-sequence token if the model
     /// uses one; special-token text in `text` is parsed as special tokens.

@@ -134,10 +134,26 @@ fn inspect_safetensors(path: &Path) -> Result<ModelInfo, ModelFileError> {
         chat_template: tokenizer_config
             .as_ref()
             .and_then(|c| c.get("chat_template"))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+            .and_then(template_text)
+            .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok())
+            .filter(|t| !t.trim().is_empty()),
         size_bytes,
     })
+}
+
+/// A `chat_template` of `tokenizer_config.json`: a string, or a list of named templates of
+/// which the one named `default` (else the first) is taken.
+fn template_text(value: &serde_json::Value) -> Option<String> {
+    if let Some(text) = value.as_str() {
+        return Some(text.to_owned());
+    }
+    let named = value.as_array()?;
+    let template = |t: &serde_json::Value| t.get("template")?.as_str().map(str::to_owned);
+    named
+        .iter()
+        .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+        .and_then(template)
+        .or_else(|| named.first().and_then(template))
 }
 
 fn safetensors_files(dir: &Path) -> std::io::Result<impl Iterator<Item = PathBuf>> {

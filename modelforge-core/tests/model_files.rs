@@ -87,3 +87,26 @@ fn safetensors_files_and_directories_are_detected() {
     assert_eq!(info.architecture.as_deref(), Some("llama"));
     assert_eq!(info.context_length, Some(8192));
 }
+
+/// A safetensors model's chat template comes from `tokenizer_config.json` (a string, or named
+/// templates of which `default` is taken), else from `chat_template.jinja`.
+#[test]
+fn a_safetensors_chat_template_comes_from_tokenizer_config_or_chat_template_jinja() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = br#"{"__metadata__":{}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    write(dir.path(), "model.safetensors", &bytes);
+    write(dir.path(), "config.json", br#"{"model_type":"llama"}"#);
+    assert_eq!(inspect(dir.path()).unwrap().chat_template, None);
+    write(dir.path(), "chat_template.jinja", b"{{ messages }}");
+    assert_eq!(inspect(dir.path()).unwrap().chat_template.as_deref(), Some("{{ messages }}"));
+    write(
+        dir.path(),
+        "tokenizer_config.json",
+        br#"{"chat_template":[{"name":"tool_use","template":"T"},{"name":"default","template":"D"}]}"#,
+    );
+    assert_eq!(inspect(dir.path()).unwrap().chat_template.as_deref(), Some("D"));
+    write(dir.path(), "tokenizer_config.json", br#"{"chat_template":"S"}"#);
+    assert_eq!(inspect(dir.path()).unwrap().chat_template.as_deref(), Some("S"));
+}

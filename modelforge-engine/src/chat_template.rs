@@ -8,8 +8,10 @@
 use minijinja::{Environment, ErrorKind, context};
 use modelforge_core::{BackendError, ChatMessage};
 
-/// The template used when a model carries none: ChatML, which most small instruction-tuned
-/// models (SmolLM2, Qwen) were trained on.
+/// The template [`ChatTemplate::new`] falls back to when given none: ChatML, which most small
+/// instruction-tuned models (SmolLM2, Qwen) were trained on. The backends do not rely on it:
+/// for a model without a template they choose a format from its vocabulary
+/// ([`crate::turn_format`]).
 pub const FALLBACK_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message.role + '\n' + \
      message.content + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
@@ -22,6 +24,8 @@ pub struct ChatTemplate {
     is_fallback: bool,
     /// Whether the template refers to `tools` (renders function definitions).
     renders_tools: bool,
+    /// The model and template named in render errors.
+    label: Option<String>,
 }
 
 impl ChatTemplate {
@@ -46,7 +50,15 @@ impl ChatTemplate {
             eos_token: eos_token.to_owned(),
             is_fallback,
             renders_tools,
+            label: None,
         })
+    }
+
+    /// The same template, naming `model` and `template` (e.g. "the built-in `gemma`
+    /// template") in its render errors.
+    pub fn with_label(mut self, model: &str, template: &str) -> Self {
+        self.label = Some(format!("model `{model}`, {template}"));
+        self
     }
 
     /// Whether the model had no template and ChatML is used instead.
@@ -78,7 +90,13 @@ impl ChatTemplate {
         tools: &[serde_json::Value],
         add_generation_prompt: bool,
     ) -> Result<String, BackendError> {
-        let template = self.env.get_template("chat").map_err(template_error)?;
+        let labelled = |err: minijinja::Error| match (template_error(err), &self.label) {
+            (BackendError::Template { reason }, Some(label)) => {
+                BackendError::Template { reason: format!("{label}: {reason}") }
+            }
+            (err, _) => err,
+        };
+        let template = self.env.get_template("chat").map_err(labelled)?;
         let tools = (!tools.is_empty()).then_some(tools);
         template
             .render(context! {
@@ -88,7 +106,7 @@ impl ChatTemplate {
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
             })
-            .map_err(template_error)
+            .map_err(labelled)
     }
 }
 

@@ -36,6 +36,7 @@ pub mod bench;
 pub mod chat_template;
 pub mod stop;
 pub mod stream;
+pub mod turn_format;
 pub mod utf8;
 
 #[cfg(feature = "candle")]
@@ -55,3 +56,4 @@ pub use llama::{
     DEFAULT_BATCH_SIZE, DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_SEQUENCES, KvCacheType, LlamaCppBackend,
     LlamaCppModel,
 };
+pub use turn_format::{ChatFormat, ChatSetup, FormatSource, TurnFormat, Vocabulary};

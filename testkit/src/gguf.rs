@@ -105,6 +105,81 @@ impl GgufBuilder {
     }
 }
 
+/// Copies the GGUF file `src` to `dst` without the metadata entries named in `keys` (e.g.
+/// `tokenizer.chat_template`, to try a real model as a file that lacks it). The tensor
+/// table and data are copied unchanged, the data re-aligned after the shorter header.
+/// Returns how many entries were dropped.
+pub fn copy_without_keys(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    keys: &[&str],
+) -> std::io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let parsed = modelforge_core::gguf::GgufFile::open(src)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let alignment = parsed.get_u64("general.alignment").unwrap_or(ALIGNMENT as u64);
+    let mut file = std::io::BufReader::new(std::fs::File::open(src)?);
+    let mut header = vec![0u8; parsed.data_offset as usize];
+    file.read_exact(&mut header)?;
+    if parsed.version < 2 {
+        return Err(std::io::Error::other("GGUF v1 files are not supported"));
+    }
+    let mut pos = 24usize;
+    let u32_at = |pos: usize| u32::from_le_bytes(header[pos..pos + 4].try_into().expect("4 bytes"));
+    let u64_at = |pos: usize| u64::from_le_bytes(header[pos..pos + 8].try_into().expect("8 bytes"));
+    let kv_count = u64_at(16);
+    // The end of a value of `value_type` starting at `pos`.
+    fn skip(header: &[u8], pos: usize, value_type: u32) -> usize {
+        let u32_at = |pos: usize| u32::from_le_bytes(header[pos..pos + 4].try_into().expect("4 bytes"));
+        let u64_at = |pos: usize| u64::from_le_bytes(header[pos..pos + 8].try_into().expect("8 bytes"));
+        match value_type {
+            0 | 1 | 7 => pos + 1,
+            2 | 3 => pos + 2,
+            4..=6 => pos + 4,
+            10..=12 => pos + 8,
+            8 => pos + 8 + u64_at(pos) as usize,
+            9 => {
+                let item_type = u32_at(pos);
+                let n = u64_at(pos + 4);
+                (0..n).fold(pos + 12, |at, _| skip(header, at, item_type))
+            }
+            other => panic!("unknown GGUF value type {other}"),
+        }
+    }
+    let mut kept = Vec::new();
+    let mut dropped = 0;
+    for _ in 0..kv_count {
+        let start = pos;
+        let key_len = u64_at(pos) as usize;
+        let key = String::from_utf8_lossy(&header[pos + 8..pos + 8 + key_len]).into_owned();
+        let value_type = u32_at(pos + 8 + key_len);
+        pos = skip(&header, pos + 12 + key_len, value_type);
+        if keys.contains(&key.as_str()) {
+            dropped += 1;
+        } else {
+            kept.extend_from_slice(&header[start..pos]);
+        }
+    }
+    // The tensor table ends where the padding before the data begins: walk it.
+    let mut table_end = pos;
+    for _ in 0..u64_at(8) {
+        let name_len = u64_at(table_end) as usize;
+        let n_dims = u32_at(table_end + 8 + name_len) as usize;
+        table_end += 8 + name_len + 4 + 8 * n_dims + 4 + 8;
+    }
+    let mut out = header[..24].to_vec();
+    out[16..24].copy_from_slice(&(kv_count - dropped as u64).to_le_bytes());
+    out.extend_from_slice(&kept);
+    out.extend_from_slice(&header[pos..table_end]);
+    out.resize(out.len().next_multiple_of(alignment as usize), 0);
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(dst)?);
+    writer.write_all(&out)?;
+    file.seek(SeekFrom::Start(parsed.data_offset))?;
+    std::io::copy(&mut file, &mut writer)?;
+    writer.flush()?;
+    Ok(dropped)
+}
+
 fn aligned(size: u64) -> u64 {
     size.next_multiple_of(ALIGNMENT as u64)
 }
@@ -173,6 +248,33 @@ mod tests {
         assert_eq!(tensors, [("a", 0, 12), ("b", 32, 32)]);
         assert_eq!(gguf.data_offset % 32, 0);
         assert_eq!(bytes.len() as u64, gguf.data_offset + 64);
+    }
+
+    #[test]
+    fn a_copy_without_a_key_keeps_everything_else() {
+        let dir = std::env::temp_dir().join(format!("modelforge-testkit-{}-strip", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("src.gguf");
+        let bytes = GgufBuilder::new()
+            .string("general.architecture", "llama")
+            .string("tokenizer.chat_template", "{{ messages }}")
+            .string_array("tokenizer.ggml.tokens", &["<s>", "hi"])
+            .tensor_f32("a", 3)
+            .tensor_f32("b", 8)
+            .build();
+        std::fs::write(&src, &bytes).unwrap();
+        let dst = dir.join("dst.gguf");
+        assert_eq!(super::copy_without_keys(&src, &dst, &["tokenizer.chat_template"]).unwrap(), 1);
+        let copy = GgufFile::open(&dst).unwrap();
+        let original = GgufFile::open(&src).unwrap();
+        assert_eq!(copy.chat_template(), None);
+        let mut expected = original.metadata.clone();
+        expected.remove("tokenizer.chat_template");
+        assert_eq!(copy.metadata, expected);
+        assert_eq!(copy.tensors, original.tensors);
+        let data = |path: &std::path::Path, at: u64| std::fs::read(path).unwrap()[at as usize..].to_vec();
+        assert_eq!(data(&dst, copy.data_offset), data(&src, original.data_offset));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -44,3 +44,9 @@ pub fn smollm2_gguf() -> PathBuf {
 pub fn minilm_dir() -> PathBuf {
     require("all-minilm-l6-v2")
 }
+
+/// Gemma 3 270M (base, not instruction-tuned), Q4_K_M GGUF: architecture `gemma3`, no chat
+/// template in the file, Gemma's `<start_of_turn>`/`<end_of_turn>` in its vocabulary.
+pub fn gemma3_gguf() -> PathBuf {
+    require("gemma3/gemma-3-270m-q4_k_m.gguf")
+}

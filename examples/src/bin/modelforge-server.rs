@@ -68,6 +68,14 @@ struct Args {
     /// How llama.cpp stores the KV cache.
     #[arg(long, value_enum, default_value = "f16")]
     kv_cache: setup::KvCacheArg,
+    /// The backend [default: llama-cpp for GGUF files, candle for safetensors directories].
+    #[arg(long, value_enum)]
+    backend: Option<setup::BackendArg>,
+    /// The chat template instead of the models' own: a format (chatml, gemma, llama3, llama2,
+    /// mistral, phi3, zephyr, deepseek, plain) or a Jinja file; see `modelforge chat
+    /// --chat-template`.
+    #[arg(long, value_name = "NAME|FILE")]
+    chat_template: Option<String>,
     /// The sentence embedder for memory search (a directory, or `none`); see `modelforge chat
     /// --embedder`.
     #[arg(long)]
@@ -220,14 +228,18 @@ fn load(
 ) -> anyhow::Result<(AppState, String)> {
     let models = models_to_serve(data_dir, &args.model, &args.default_model, cancel)?;
     let default = models.first().map(|m| m.name.clone()).context("no model to serve")?;
-    let options =
-        LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
+    let options = LoadOptions {
+        context_length: args.ctx_size,
+        threads: args.threads,
+        chat_template: args.chat_template.clone(),
+        ..LoadOptions::default()
+    };
     let pool = ModelPool::new(
         data_dir.to_owned(),
         models,
         default.clone(),
         options,
-        args.kv_cache,
+        setup::Loader { backend: args.backend, kv_cache: args.kv_cache },
         args.max_loaded_models,
     );
     let model = pool.get(None).map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use modelforge_core::{CachedModel, CancelToken, LoadOptions, LoadedModel, ModelFormat, ModelHub};
+use modelforge_core::{CachedModel, CancelToken, LoadOptions, LoadedModel, ModelHub};
 use modelforge_hub::{HfHub, HfHubOptions, ModelRef};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::auth::{Admin, Authenticated};
 use super::error::{Body, PathParam};
 use super::{ApiError, AppState, blocking};
-use crate::setup::{self, KvCacheArg};
+use crate::setup::{self, Loader};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,7 +39,7 @@ pub struct ModelPool {
     explicit: Mutex<Vec<CachedModel>>,
     default: String,
     options: LoadOptions,
-    kv_cache: KvCacheArg,
+    loader: Loader,
     max_loaded: usize,
     /// Most recently used first.
     loaded: Mutex<Vec<(String, Arc<dyn LoadedModel>)>>,
@@ -59,7 +59,7 @@ impl ModelPool {
         explicit: Vec<CachedModel>,
         default: String,
         options: LoadOptions,
-        kv_cache: KvCacheArg,
+        loader: Loader,
         max_loaded: usize,
     ) -> Self {
         Self {
@@ -67,7 +67,7 @@ impl ModelPool {
             explicit: Mutex::new(explicit),
             default,
             options,
-            kv_cache,
+            loader,
             max_loaded: max_loaded.max(1),
             loaded: Mutex::default(),
             loading_lock: Mutex::default(),
@@ -118,13 +118,14 @@ impl ModelPool {
     }
 
     /// Every model the server can serve: those named at start, then the catalogue's GGUF
-    /// files (DATA_DIR/models, then the Hugging Face cache).
+    /// files and llama-family safetensors directories (DATA_DIR/models, then the Hugging Face
+    /// cache).
     pub fn catalogue(&self) -> Vec<CachedModel> {
         let mut all = lock(&self.explicit).clone();
         let found = setup::catalog(&self.data_dir).cached().unwrap_or_default();
         let pulled = self.hub().cached().unwrap_or_default();
         for model in found.into_iter().chain(pulled) {
-            if model.format == ModelFormat::Gguf && !all.iter().any(|m| m.name == model.name) {
+            if setup::servable(&model) && !all.iter().any(|m| m.name == model.name) {
                 all.push(model);
             }
         }
@@ -164,7 +165,7 @@ impl ModelPool {
         }
         let path = self.find(name)?.path.display().to_string();
         self.loading.fetch_add(1, Ordering::SeqCst);
-        let loaded = setup::load_model(&self.data_dir, &path, &self.options, self.kv_cache);
+        let loaded = setup::load_model(&self.data_dir, &path, &self.options, self.loader);
         self.loading.fetch_sub(1, Ordering::SeqCst);
         let model =
             loaded.map_err(|err| ApiError::internal(format!("cannot load model `{name}`: {err:#}")))?;
@@ -173,6 +174,22 @@ impl ModelPool {
         // Replies still running keep their model alive; it is freed when they end.
         all.truncate(self.max_loaded);
         Ok(model)
+    }
+
+    /// The backend and chat format of `model`: the loaded model's own word when it is in
+    /// memory, else read from its files.
+    fn describe(&self, model: &CachedModel) -> setup::ModelDescription {
+        let mut described =
+            setup::describe_model(&model.path, self.options.chat_template.as_deref(), self.loader.backend);
+        if let Some(format) = self.peek(&model.name).and_then(|m| m.chat_format()) {
+            described.chat_format = Some(format);
+        }
+        described
+    }
+
+    /// The loaded model `name`, without making it the most recently used.
+    fn peek(&self, name: &str) -> Option<Arc<dyn LoadedModel>> {
+        lock(&self.loaded).iter().find(|(n, _)| n == name).map(|(_, m)| Arc::clone(m))
     }
 
     /// Unloads `name` if it is loaded.
@@ -230,12 +247,15 @@ async fn list(
             .catalogue()
             .into_iter()
             .map(|m| {
+                let described = models.describe(&m);
                 json!({
                     "name": m.name,
                     "format": m.format.as_str(),
                     "size_bytes": m.size_bytes,
                     "quantization": m.quantization,
-                    "backend": "llama-cpp",
+                    "backend": described.backend,
+                    "chat_format": described.chat_format,
+                    "error": described.error,
                     "loaded": models.is_loaded(&m.name),
                     "default": m.name == models.default_name(),
                     // Pulled from the Hub: DELETE /api/models/{name} removes it from the cache.

@@ -21,6 +21,7 @@ use super::weights::{self, Decoder, Weights, inference_error};
 use crate::bench::{Bench, BenchConfig, BenchReport};
 use crate::chat_template::ChatTemplate;
 use crate::stream::{self, TokenSource};
+use crate::turn_format::{self, ChatFormat, Vocabulary};
 
 /// Context window used when the options do not say and the model allows it; the same default
 /// as the llama.cpp backend.
@@ -56,12 +57,12 @@ impl CandleBackend {
     pub fn load_model(&self, path: &Path, options: &LoadOptions) -> Result<CandleModel, BackendError> {
         let _span = tracing::info_span!("load_model", backend = "candle", path = %path.display()).entered();
         let info = modelforge_core::inspect(path)?;
-        let (weights, tokenizer) = match info.format {
+        let (weights, mut tokenizer, vocab) = match info.format {
             ModelFormat::Gguf => load_gguf(path, &info)?,
             ModelFormat::Safetensors => load_safetensors(path)?,
         };
-        let template =
-            ChatTemplate::new(info.chat_template.as_deref(), &tokenizer.bos_text, &tokenizer.eos_text)?;
+        let chat = turn_format::setup(&info, &vocab, options, &tokenizer.bos_text, &tokenizer.eos_text)?;
+        tokenizer.add_end_of_generation(&chat.end_tokens);
         let trained = info.context_length.unwrap_or(CANDLE_DEFAULT_CONTEXT_LENGTH).max(16);
         let wanted = options.context_length.unwrap_or(CANDLE_DEFAULT_CONTEXT_LENGTH.min(trained)).max(16);
         let context_length = wanted.min(weights.max_context());
@@ -78,7 +79,16 @@ impl CandleBackend {
             );
         }
         tracing::info!(context_length, threads, vocab = tokenizer.vocab_size(), "model loaded");
-        Ok(CandleModel { info, tokenizer, template, weights, context_length, chunk })
+        Ok(CandleModel {
+            info,
+            tokenizer,
+            template: chat.template,
+            chat_format: chat.format,
+            stops: chat.stops,
+            weights,
+            context_length,
+            chunk,
+        })
     }
 }
 
@@ -98,7 +108,7 @@ pub fn candle_threads() -> usize {
     candle_core::utils::barrier_pool().n_workers() + 1
 }
 
-fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(Weights, ModelTokenizer), BackendError> {
+fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(Weights, ModelTokenizer, Vocabulary), BackendError> {
     if info.architecture.as_deref() != Some("llama") {
         return Err(BackendError::Load {
             path: path.to_owned(),
@@ -112,10 +122,10 @@ fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(Weights, ModelTokenizer),
     let tokenizer = tokenizer_from_gguf(&gguf)?;
     let bos = gguf.get_u64("tokenizer.ggml.bos_token_id").map(|id| id as u32);
     let tokenizer = ModelTokenizer::new(tokenizer, &gguf_eos_ids(&gguf), bos);
-    Ok((weights::load_gguf(path)?, tokenizer))
+    Ok((weights::load_gguf(path)?, tokenizer, Vocabulary::from_gguf(&gguf)))
 }
 
-fn load_safetensors(dir: &Path) -> Result<(Weights, ModelTokenizer), BackendError> {
+fn load_safetensors(dir: &Path) -> Result<(Weights, ModelTokenizer, Vocabulary), BackendError> {
     if !dir.is_dir() {
         return Err(BackendError::Load {
             path: dir.to_owned(),
@@ -138,7 +148,8 @@ fn load_safetensors(dir: &Path) -> Result<(Weights, ModelTokenizer), BackendErro
         .bos_id
         .or_else(|| special_token_from_config(dir, "bos_token").and_then(|t| tokenizer.token_to_id(&t)));
     let tokenizer = ModelTokenizer::new(tokenizer, &eos_ids, bos);
-    Ok((weights::load_safetensors(dir, &config.config)?, tokenizer))
+    let vocab = Vocabulary::from_safetensors_dir(dir);
+    Ok((weights::load_safetensors(dir, &config.config)?, tokenizer, vocab))
 }
 
 /// `bos_token` / `eos_token` of `tokenizer_config.json`: a string or `{"content": ..}`.
@@ -155,6 +166,9 @@ pub struct CandleModel {
     info: ModelInfo,
     tokenizer: ModelTokenizer,
     template: ChatTemplate,
+    chat_format: ChatFormat,
+    /// Stop strings every generation gets: the model's turn markers.
+    stops: Vec<String>,
     weights: Weights,
     context_length: u32,
     chunk: usize,
@@ -170,6 +184,11 @@ impl std::fmt::Debug for CandleModel {
 }
 
 impl CandleModel {
+    /// The chat format the model is prompted with.
+    pub fn chat_format(&self) -> &ChatFormat {
+        &self.chat_format
+    }
+
     fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>, BackendError> {
         // A template that already writes the BOS token must not get a second one.
         let bos = &self.tokenizer.bos_text;
@@ -259,6 +278,10 @@ impl LoadedModel for CandleModel {
         self.context_length
     }
 
+    fn chat_format(&self) -> Option<String> {
+        Some(self.chat_format.to_string())
+    }
+
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, BackendError> {
         self.tokenizer.encode(text, add_special)
     }
@@ -295,6 +318,9 @@ impl LoadedModel for CandleModel {
         let tokens = self.prompt_tokens(prompt)?;
         let prompt_tokens = tokens.len() as u32;
         self.check_fits(&tokens, params.max_tokens)?;
+        let mut params = params.clone();
+        params.stop.extend(self.stops.iter().cloned());
+        let params = &params;
         let mut decoder = self.weights.decoder()?;
         let logits = decoder.feed(&tokens, 0, self.chunk)?;
         let mut source =

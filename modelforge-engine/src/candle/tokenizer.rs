@@ -74,6 +74,11 @@ impl ModelTokenizer {
         self.end_of_generation.contains(&token)
     }
 
+    /// Makes `ids` end generation too.
+    pub(crate) fn add_end_of_generation(&mut self, ids: &[u32]) {
+        self.end_of_generation.extend(ids.iter().copied());
+    }
+
     pub(crate) fn vocab_size(&self) -> usize {
         self.token_bytes.len()
     }

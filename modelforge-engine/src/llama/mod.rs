@@ -26,6 +26,7 @@ use modelforge_core::{
 use self::scheduler::{Command, Event, Request, SchedulerHandle, Settings};
 use crate::bench::{Bench, BenchConfig, BenchReport};
 use crate::chat_template::ChatTemplate;
+use crate::turn_format::{self, ChatFormat, Vocabulary};
 
 /// Context window used when neither the options nor a smaller training context say otherwise:
 /// large enough for long chats, small enough that the KV cache stays modest on a laptop.
@@ -129,13 +130,25 @@ impl LlamaCppBackend {
             }
         };
         let bos_text = special_text(vocab.bos());
-        let template =
-            ChatTemplate::new(info.chat_template.as_deref(), &bos_text, &special_text(vocab.eos()))?;
+        let words = Vocabulary::from_gguf(&modelforge_core::gguf::GgufFile::open(path)?);
+        let chat = turn_format::setup(&info, &words, options, &bos_text, &special_text(vocab.eos()))?;
+        let end_tokens = chat.end_tokens.iter().map(|&id| LlamaToken(id as i32)).collect();
         let settings = settings(&model, options, self.kv_cache);
         tracing::info!(?settings, "model loaded");
         let scheduler = SchedulerHandle::spawn(model.clone(), settings)?;
         let fingerprint = state::model_fingerprint(path)?;
-        Ok(LlamaCppModel { model, info, template, bos_text, settings, fingerprint, scheduler })
+        Ok(LlamaCppModel {
+            model,
+            info,
+            template: chat.template,
+            chat_format: chat.format,
+            stops: chat.stops,
+            end_tokens,
+            bos_text,
+            settings,
+            fingerprint,
+            scheduler,
+        })
     }
 }
 
@@ -170,6 +183,10 @@ pub struct LlamaCppModel {
     model: Arc<LlamaModel>,
     info: ModelInfo,
     template: ChatTemplate,
+    chat_format: ChatFormat,
+    /// Stop strings every generation gets: the model's turn markers.
+    stops: Vec<String>,
+    end_tokens: Arc<[LlamaToken]>,
     bos_text: String,
     settings: Settings,
     fingerprint: String,
@@ -183,6 +200,11 @@ impl std::fmt::Debug for LlamaCppModel {
 }
 
 impl LlamaCppModel {
+    /// The chat format the model is prompted with.
+    pub fn chat_format(&self) -> &ChatFormat {
+        &self.chat_format
+    }
+
     fn prompt_tokens(&self, prompt: &str) -> Vec<LlamaToken> {
         // A template that already writes the BOS token must not get a second one.
         let add_bos = self.bos_text.is_empty() || !prompt.starts_with(&self.bos_text);
@@ -209,6 +231,10 @@ impl LoadedModel for LlamaCppModel {
 
     fn context_length(&self) -> u32 {
         self.settings.context_length
+    }
+
+    fn chat_format(&self) -> Option<String> {
+        Some(self.chat_format.to_string())
     }
 
     fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<u32>, BackendError> {
@@ -284,11 +310,14 @@ impl LoadedModel for LlamaCppModel {
         // The worker watches this token; it is cancelled when the caller's token is, or when
         // the callback asks to stop.
         let stop = CancelToken::new();
+        let mut params = params.clone();
+        params.stop.extend(self.stops.iter().cloned());
         self.scheduler.send(Command::Generate(Request {
             tokens,
-            params: params.clone(),
+            params,
             events,
             cancel: stop.clone(),
+            end_tokens: Arc::clone(&self.end_tokens),
         }))?;
         let mut shown = String::new();
         let mut broke = false;

@@ -67,6 +67,9 @@ pub(crate) struct Request {
     pub params: GenerationParams,
     pub events: Sender<Event>,
     pub cancel: CancelToken,
+    /// Tokens that end the reply besides the vocabulary's end-of-generation tokens: the
+    /// model's turn markers (see [`crate::turn_format`]).
+    pub end_tokens: std::sync::Arc<[LlamaToken]>,
 }
 
 type Reply<T> = Sender<Result<T, BackendError>>;
@@ -521,7 +524,7 @@ impl<'m> Worker<'m> {
         let Some(job) = self.slots[i].job.as_mut() else { return };
         let Some(at) = job.logits_at.take() else { return };
         let token = job.sampler.sample(ctx, at);
-        if vocab.is_eog(token) {
+        if vocab.is_eog(token) || job.request.end_tokens.contains(&token) {
             return self.finish(i, FinishReason::Stop);
         }
         if let Some(top) = job.request.params.logprobs {

@@ -2,29 +2,21 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use modelforge_core::LoadOptions;
 use modelforge_engine::{Bench, BenchConfig, BenchReport, CandleBackend, LlamaCppBackend};
-use modelforge_examples::setup::KvCacheArg;
-
-/// Which backend to measure.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum BackendName {
-    /// llama.cpp (GGUF).
-    LlamaCpp,
-    /// candle (GGUF or safetensors).
-    Candle,
-}
+use modelforge_examples::setup::{self, BackendArg, KvCacheArg};
 
 /// Arguments of `modelforge bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The model file.
+    /// The model: a GGUF file or a safetensors directory.
     #[arg(long)]
     model: PathBuf,
-    /// The backend to measure.
-    #[arg(long, value_enum, default_value = "llama-cpp")]
-    backend: BackendName,
+    /// The backend to measure [default: llama-cpp for a GGUF file, candle for a safetensors
+    /// directory].
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
     /// Prompt tokens processed in one batch.
     #[arg(long, default_value_t = 512)]
     pp: usize,
@@ -58,7 +50,7 @@ pub struct BenchArgs {
 #[allow(unsafe_code)]
 pub fn set_candle_threads(args: &BenchArgs) {
     let from_env = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"].iter().any(|v| std::env::var_os(v).is_some());
-    if matches!(args.backend, BackendName::Candle) && !from_env {
+    if matches!(backend(args), Ok(BackendArg::Candle)) && !from_env {
         let threads = args.threads.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |t| t.max(1) as usize,
@@ -67,6 +59,11 @@ pub fn set_candle_threads(args: &BenchArgs) {
         // reads the environment at the same time.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
+}
+
+/// The backend `--backend` names, else the one for the model's format.
+fn backend(args: &BenchArgs) -> anyhow::Result<BackendArg> {
+    setup::backend_for(&modelforge_core::inspect(&args.model)?, args.backend)
 }
 
 /// Runs `modelforge bench`.
@@ -80,12 +77,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         cache_tokens: args.cache_tokens.or(Some(needed)),
         ..LoadOptions::default()
     };
-    let report: BenchReport = match args.backend {
-        BackendName::LlamaCpp => LlamaCppBackend::new()
+    let report: BenchReport = match backend(&args)? {
+        BackendArg::LlamaCpp => LlamaCppBackend::new()
             .with_kv_cache_type(args.kv_cache.into())
             .load_model(&args.model, &options)?
             .bench(&config)?,
-        BackendName::Candle => CandleBackend::new().load_model(&args.model, &options)?.bench(&config)?,
+        BackendArg::Candle => CandleBackend::new().load_model(&args.model, &options)?.bench(&config)?,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -23,7 +23,7 @@ pub struct ChatArgs {
     /// The user to chat as (password from MODELFORGE_PASSWORD, else a prompt).
     #[arg(long)]
     user: String,
-    /// A GGUF file, or the name of a model under DATA_DIR/models.
+    /// A GGUF file, a safetensors directory, or the name of a model under DATA_DIR/models.
     #[arg(long)]
     model: String,
     /// Continue this session.
@@ -59,6 +59,14 @@ pub struct ChatArgs {
     /// How llama.cpp stores the KV cache.
     #[arg(long, value_enum, default_value = "f16")]
     kv_cache: setup::KvCacheArg,
+    /// The backend [default: llama-cpp for a GGUF file, candle for a safetensors directory].
+    #[arg(long, value_enum)]
+    backend: Option<setup::BackendArg>,
+    /// The chat template instead of the model's own: a format (chatml, gemma, llama3, llama2,
+    /// mistral, phi3, zephyr, deepseek, plain) or a Jinja file [default: the model's template,
+    /// else the format its vocabulary shows, else plain User:/Assistant: text].
+    #[arg(long, value_name = "NAME|FILE")]
+    chat_template: Option<String>,
     /// Start a temporary session: memories are neither used nor learned in it.
     #[arg(long, conflicts_with = "session")]
     temporary: bool,
@@ -97,9 +105,14 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
     if let Some(id) = args.session {
         store.get_session(&actor, id)?;
     }
-    let options =
-        LoadOptions { context_length: args.ctx_size, threads: args.threads, ..LoadOptions::default() };
-    let model = setup::load_model(data_dir, &args.model, &options, args.kv_cache)?;
+    let options = LoadOptions {
+        context_length: args.ctx_size,
+        threads: args.threads,
+        chat_template: args.chat_template.clone(),
+        ..LoadOptions::default()
+    };
+    let loader = setup::Loader { backend: args.backend, kv_cache: args.kv_cache };
+    let model = setup::load_model(data_dir, &args.model, &options, loader)?;
     let params = GenerationParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,

@@ -127,7 +127,14 @@ pub fn pull(args: PullArgs) -> anyhow::Result<()> {
 fn list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     let mut models: Vec<CachedModel> = setup::catalog(data_dir).cached()?;
     models.extend(setup::hub().cached()?);
-    output::models(&models, json)
+    let described: Vec<_> = models
+        .into_iter()
+        .map(|m| {
+            let description = setup::describe_model(&m.path, None, None);
+            (m, description)
+        })
+        .collect();
+    output::models(&described, json)
 }
 
 fn search_results(repos: &[RepoSummary], json: bool) -> anyhow::Result<()> {

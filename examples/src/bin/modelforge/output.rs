@@ -1,6 +1,7 @@
 //! Printing lists as tables or JSON.
 
 use modelforge_core::{CachedModel, Memory, Session};
+use modelforge_examples::setup::ModelDescription;
 use serde::Serialize;
 
 fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -42,10 +43,23 @@ pub fn memories(memories: &[Memory], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Local models (DATA_DIR/models and the Hugging Face cache): name, format, quantization, size.
-pub fn models(models: &[CachedModel], json: bool) -> anyhow::Result<()> {
+/// Local models (DATA_DIR/models and the Hugging Face cache): name, format, the backend that
+/// serves it, its chat format, quantization, size.
+pub fn models(models: &[(CachedModel, ModelDescription)], json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(models);
+        let list: Vec<serde_json::Value> = models
+            .iter()
+            .map(|(m, d)| {
+                let mut value = serde_json::to_value(m).unwrap_or_default();
+                if let (Some(object), Ok(serde_json::Value::Object(extra))) =
+                    (value.as_object_mut(), serde_json::to_value(d))
+                {
+                    object.extend(extra);
+                }
+                value
+            })
+            .collect();
+        return print_json(&list);
     }
     if models.is_empty() {
         println!(
@@ -53,14 +67,19 @@ pub fn models(models: &[CachedModel], json: bool) -> anyhow::Result<()> {
              or fetch one with `modelforge pull org/repo`"
         );
     }
-    for m in models {
+    for (m, d) in models {
         println!(
-            "{:<40} {:<12} {:<8} {:>8.1} MB",
+            "{:<40} {:<12} {:<10} {:<26} {:<8} {:>8.1} MB",
             m.name,
             m.format.as_str(),
+            d.backend.unwrap_or("-"),
+            d.chat_format.as_deref().unwrap_or("-"),
             m.quantization.as_deref().unwrap_or("-"),
             m.size_bytes as f64 / 1e6
         );
+        if let Some(error) = &d.error {
+            println!("    {error}");
+        }
     }
     Ok(())
 }

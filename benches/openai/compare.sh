@@ -7,6 +7,7 @@
 #
 #   benches/openai/compare.sh [MODEL.gguf] [THREADS] [CONTEXT] [MAX_TOKENS]
 #   ROUNDS=3 (default) SKIP_LLAMA_CPP_PYTHON=1 (only our server)
+#   SERVER_BIN=... CLI_BIN=... (binaries already built: no cargo build)
 #
 # Also measured on our server in each round: one stream under a grammar (`response_format`
 # json_schema, and a forced tool call) against the same free stream, and `modelforge bench`
@@ -31,11 +32,14 @@ if ! "$venv/bin/python" -c "import llama_cpp.server, openai" >/dev/null 2>&1; th
   # CPU only, tuned for this machine like our llama.cpp (target-cpu=native → GGML_NATIVE).
   CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF" "$venv/bin/pip" install -q "llama-cpp-python[server]" openai
 fi
-CARGO_TARGET_DIR="$target" cargo build --release -q -p modelforge-examples --bin modelforge-server --bin modelforge
-server_bin="$target/release/modelforge-server"
-cli_bin="$target/release/modelforge"
+if [ -z "${SERVER_BIN:-}" ]; then
+  CARGO_TARGET_DIR="$target" cargo build --release -q -p modelforge-examples --bin modelforge-server --bin modelforge
+fi
+server_bin="${SERVER_BIN:-$target/release/modelforge-server}"
+cli_bin="${CLI_BIN:-$target/release/modelforge}"
 
 echo "# $(date -u +%FT%TZ) model=$model threads=$threads context=$context max_tokens=$max_tokens rounds=$rounds"
+echo "# server: $server_bin; cli: $cli_bin"
 echo "# modelforge: llama-cpp-sys-2 $(awk '/name = "llama-cpp-sys-2"/{getline; print $3}' Cargo.lock | tr -d '"'), target-cpu=native"
 echo "# llama-cpp-python: $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') \
 $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || true)"
@@ -61,7 +65,7 @@ for round in $(seq 1 "$rounds"); do
   # modelforge-server (no auth on loopback: the load is the same bare client for both).
   p="$(port)"
   "$server_bin" --data-dir "$data/mf" --addr "127.0.0.1:$p" --model "$model" --threads "$threads" \
-    --ctx-size "$context" --embedder none --no-auth 2>"$data/modelforge.log" &
+    --ctx-size "$context" --embedder none --no-auth >"$data/modelforge.log" 2>&1 &
   pid=$!
   wait_for "http://127.0.0.1:$p/health" "$pid"
   name="$(curl -s "http://127.0.0.1:$p/v1/models" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
@@ -80,7 +84,7 @@ for round in $(seq 1 "$rounds"); do
     # llama-cpp-python's server with its defaults, except the same threads and context.
     p="$(port)"
     "$venv/bin/python" -m llama_cpp.server --model "$model" --host 127.0.0.1 --port "$p" \
-      --n_threads "$threads" --n_threads_batch "$threads" --n_ctx "$context" 2>"$data/llama-cpp-python.log" &
+      --n_threads "$threads" --n_threads_batch "$threads" --n_ctx "$context" >"$data/llama-cpp-python.log" 2>&1 &
     pid=$!
     wait_for "http://127.0.0.1:$p/v1/models" "$pid"
     load "http://127.0.0.1:$p" "$model" --max-tokens "$max_tokens" --label llama-cpp-python --round "$round"

@@ -334,8 +334,8 @@ mod tests {
         let tool = serde_json::json!({ "type": "function", "function": { "name": "weather" } });
         let out = t.render_with_tools(&tool_conversation(), &[tool], true).unwrap();
         let expected = "<|im_start|>user\nWeather in Oslo and Rome?<|im_end|>\n\
-             <|im_start|>assistant\n<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>\n\
-             <tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call><|im_end|>\n\
+             <|im_start|>assistant\n<tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\":\"Oslo\"}}\n</tool_call>\n\
+             <tool_call>\n{\"name\": \"weather\", \"arguments\": {\"city\":\"Rome\"}}\n</tool_call><|im_end|>\n\
              <|im_start|>user\n<tool_response>\nrain, 9 C\n</tool_response>\n<tool_response>\nsun, 24 C\n</tool_response><|im_end|>\n\
              <|im_start|>assistant\n";
         assert!(out.contains("<tools>\n{"), "{out}");

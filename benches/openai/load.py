@@ -1,15 +1,22 @@
 """One client load against an OpenAI-compatible server, through the official `openai` client.
 
     python load.py BASE_URL MODEL [--key KEY] [--streams 1,8] [--max-tokens 128]
+                   [--mode free|json_schema|tool] [--label NAME]
 
 For each concurrency N: N threads each stream one chat completion of up to MAX_TOKENS tokens at
 once (after one warm-up request). Prints one JSON line per N: aggregate completion tokens per
-second (tokens of all streams over the wall time of the round), mean, p50 and p95 time to the
-first content token, and how many streams came back empty.
+second (tokens of all streams over the wall time of the round), the decode rate of one stream
+(tokens after the first over the time after the first), mean, p50 and p95 time to the first
+token, and how many streams came back empty.
+
+`--mode json_schema` asks for the same story as JSON under a schema (`response_format`), and
+`--mode tool` as the argument of a forced tool call: both constrained by a grammar, to compare
+with `free` generation.
 """
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -17,9 +24,22 @@ import time
 import openai
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
+STORY = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "story": {"type": "string"}},
+    "required": ["title", "story"],
+}
+MODES = {
+    "free": {},
+    "json_schema": {"response_format": {"type": "json_schema", "json_schema": {"name": "story", "schema": STORY}}},
+    "tool": {
+        "tools": [{"type": "function", "function": {"name": "publish_story", "parameters": STORY}}],
+        "tool_choice": {"type": "function", "function": {"name": "publish_story"}},
+    },
+}
 
 
-def one_stream(client, model, max_tokens, out):
+def one_stream(client, model, max_tokens, mode, out):
     started = time.monotonic()
     first = None
     pieces = 0
@@ -32,11 +52,13 @@ def one_stream(client, model, max_tokens, out):
         seed=len(out),
         stream=True,
         stream_options={"include_usage": True},
+        **MODES[mode],
     )
     for chunk in stream:
         if chunk.usage is not None:
             usage = chunk.usage
-        if chunk.choices and chunk.choices[0].delta.content:
+        delta = chunk.choices[0].delta if chunk.choices else None
+        if delta is not None and (delta.content or delta.tool_calls):
             pieces += 1
             if first is None:
                 first = time.monotonic() - started
@@ -51,9 +73,11 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def round_of(client, model, streams, max_tokens):
+def round_of(client, model, streams, max_tokens, mode="free"):
     out = []
-    threads = [threading.Thread(target=one_stream, args=(client, model, max_tokens, out)) for _ in range(streams)]
+    threads = [
+        threading.Thread(target=one_stream, args=(client, model, max_tokens, mode, out)) for _ in range(streams)
+    ]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -62,11 +86,18 @@ def round_of(client, model, streams, max_tokens):
     wall = time.monotonic() - started
     ttfts = [r["ttft"] for r in out if r["ttft"] is not None]
     tokens = sum(r["tokens"] for r in out)
+    decode = [
+        (r["tokens"] - 1) / (r["seconds"] - r["ttft"])
+        for r in out
+        if r["ttft"] is not None and r["tokens"] > 1 and r["seconds"] > r["ttft"]
+    ]
     return {
+        "mode": mode,
         "streams": streams,
         "tokens": tokens,
         "wall_s": round(wall, 3),
         "aggregate_tok_s": round(tokens / wall, 2),
+        "decode_tok_s_mean": round(statistics.mean(decode), 2) if decode else None,
         "ttft_mean_s": round(statistics.mean(ttfts), 3) if ttfts else None,
         "ttft_p50_s": round(percentile(ttfts, 50), 3) if ttfts else None,
         "ttft_p95_s": round(percentile(ttfts, 95), 3) if ttfts else None,
@@ -82,12 +113,15 @@ def main():
     parser.add_argument("--streams", default="1,8")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--label", default="")
+    parser.add_argument("--mode", default="free", choices=sorted(MODES))
+    parser.add_argument("--round", type=int, default=0, help="recorded in the output, for alternating runs")
     args = parser.parse_args()
     client = openai.OpenAI(base_url=args.base_url.rstrip("/") + "/v1", api_key=args.key, timeout=600, max_retries=0)
-    round_of(client, args.model, 1, 8)  # warm-up
+    round_of(client, args.model, 1, 8, args.mode)  # warm-up
     for n in [int(s) for s in args.streams.split(",")]:
-        result = round_of(client, args.model, n, args.max_tokens)
-        result["server"] = args.label
+        load1 = os.getloadavg()[0]
+        result = round_of(client, args.model, n, args.max_tokens, args.mode)
+        result.update(server=args.label, round=args.round, load1_before=round(load1, 2))
         print(json.dumps(result), flush=True)
 
 

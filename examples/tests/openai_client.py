@@ -260,13 +260,80 @@ def case_forced_tool_call():
     ]
     after = chat(messages=history, tools=[WEATHER], temperature=0, max_tokens=30)
     assert after.choices[0].finish_reason in ("stop", "length", "tool_calls"), after
-    # Streamed, the call arrives whole, and never as content.
+    # Streamed: the id, type and name first, then the arguments in pieces; never as content.
     chunks = list(chat(messages=ask, tools=[WEATHER], tool_choice=forced, temperature=0, max_tokens=60, stream=True))
-    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    assert [c.function.name for c in calls] == ["get_weather"], chunks
-    assert json.loads(calls[0].function.arguments) == args
+    check_streamed_call_shape(chunks)
+    calls = streamed_calls(chunks)
+    assert [c["name"] for c in calls] == ["get_weather"], chunks
+    assert json.loads(calls[0]["arguments"]) == args
     assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def streamed_calls(chunks):
+    """Tool calls put together from streamed deltas by index, as OpenAI's clients do."""
+    calls = {}
+    for c in chunks:
+        for tc in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+            call = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+            call["id"] = tc.id or call["id"]
+            if tc.function is not None:
+                call["name"] = tc.function.name or call["name"]
+                call["arguments"] += tc.function.arguments or ""
+    return [calls[i] for i in sorted(calls)]
+
+
+def check_streamed_call_shape(chunks):
+    """OpenAI's shape: each call's first delta has its id, type and name (and empty
+    arguments); the later ones only pieces of the arguments."""
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas, chunks
+    seen = set()
+    for d in deltas:
+        if d.index not in seen:
+            seen.add(d.index)
+            assert d.id and d.type == "function" and d.function.name and d.function.arguments == "", d
+        else:
+            assert d.id is None and d.function.name is None and d.function.arguments, d
+    assert len(deltas) > len(seen), "the arguments come in pieces after the name"
+
+
+# A conversation in which a call is what comes next (the model saw one made and answered).
+CALL_AGAIN = [
+    {"role": "system", "content": "You answer weather questions only by calling get_weather."},
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"c\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21}"},
+    {"role": "assistant", "content": "It is 21 C in Paris."},
+    {"role": "user", "content": "What is the weather in Berlin?"},
+]
+
+
+def case_auto_tool_choice_streams_as_it_answers():
+    """With tools and tool_choice "auto", a stream gives what the same request gives whole:
+    tool_calls deltas (finish_reason "tool_calls") when the answer is a call, else content."""
+    kinds = set()
+    for messages in [ASK, CALL_AGAIN]:
+        kw = dict(messages=messages, tools=[WEATHER, CLOCK], tool_choice="auto", temperature=0, max_tokens=60)
+        whole = chat(**kw).choices[0]
+        text, chunks = streamed(**kw)
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finishes == [whole.finish_reason], (finishes, whole)
+        calls = streamed_calls(chunks)
+        if whole.message.tool_calls:
+            kinds.add("call")
+            check_streamed_call_shape(chunks)
+            assert not text and whole.finish_reason == "tool_calls", (text, chunks)
+            assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [
+                (t.function.name, json.loads(t.function.arguments)) for t in whole.message.tool_calls
+            ], (calls, whole)
+        else:
+            kinds.add("text")
+            assert text == whole.message.content and not calls, (text, whole)
+    # SmolLM2-135M answers both as text under "auto" (seen 2026-12-03), so the streamed call
+    # path is covered by the forced call above and the server's unit tests, not here.
+    assert "text" in kinds, kinds
 
 
 def case_completions():

@@ -55,7 +55,7 @@ mod search;
 mod store;
 
 pub use backend::{Backend, DetailedCallback, Embedder, LoadOptions, LoadedModel, PieceCallback};
-pub use chat::{ChatMessage, Role};
+pub use chat::{ChatMessage, Role, ToolCall};
 pub use error::{BackendError, BoxError, HubError, MemoryError, ModelFileError, StoreError};
 pub use generation::{FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob, Usage};
 pub use hub::{CachedModel, CancelToken, ModelHub, Progress, RepoFile, RepoSummary};

@@ -3,7 +3,7 @@
 //! Values are checked up front so a rejected call writes nothing and the caller gets a
 //! [`StoreError::InvalidInput`] naming the field, instead of a database error.
 
-use modelforge_core::{Page, StoreError};
+use modelforge_core::{Page, Role, StoreError};
 
 /// Shortest username, in characters.
 pub const USERNAME_MIN_CHARS: usize = 3;
@@ -212,6 +212,17 @@ pub(crate) fn check_message(content: &str) -> Result<(), StoreError> {
     check_no_nul("message content", content)
 }
 
+/// System, user or assistant: a stored conversation holds no tool results (they belong to
+/// one OpenAI-compatible request), so the stored roles stay the three every version reads.
+pub(crate) fn check_message_role(role: Role) -> Result<(), StoreError> {
+    match role {
+        Role::System | Role::User | Role::Assistant => Ok(()),
+        Role::Tool => {
+            Err(invalid("message role", "tool messages are not stored (system, user or assistant)"))
+        }
+    }
+}
+
 /// Not blank, at most 4 KiB.
 pub(crate) fn check_memory(content: &str) -> Result<(), StoreError> {
     if content.trim().is_empty() {
@@ -302,6 +313,8 @@ mod tests {
         assert!(check_memory(&"m".repeat(MEMORY_MAX_BYTES)).is_ok());
         assert_eq!(field_of(check_memory(&"m".repeat(MEMORY_MAX_BYTES + 1))), "memory content");
         assert_eq!(field_of(check_message("a\0b")), "message content");
+        assert!(check_message_role(Role::Assistant).is_ok());
+        assert_eq!(field_of(check_message_role(Role::Tool)), "message role");
         assert_eq!(field_of(check_new_title("  ")), "title");
         assert!(check_title("").is_ok());
         assert!(check_summary(&"s".repeat(SUMMARY_MAX_BYTES)).is_ok());

@@ -68,7 +68,8 @@ pub const DEFAULT_CONTEXT_LENGTH: u32 = 4096;
 const SYSTEM: &str = "<|system|>";
 const USER: &str = "<|user|>";
 const ASSISTANT: &str = "<|assistant|>";
-const MARKERS: [&str; 3] = [SYSTEM, USER, ASSISTANT];
+const TOOL: &str = "<|tool|>";
+const MARKERS: [&str; 4] = [SYSTEM, USER, ASSISTANT, TOOL];
 
 /// The first line of every state file, so a file from anything else is refused.
 const STATE_HEADER: &str = "modelforge-echo-state v1\n";
@@ -281,6 +282,7 @@ impl LoadedModel for EchoModel {
                 Role::System => SYSTEM,
                 Role::User => USER,
                 Role::Assistant => ASSISTANT,
+                Role::Tool => TOOL,
             };
             out.push_str(&format!("{marker}\n{}\n", message.content));
         }

@@ -302,19 +302,7 @@ impl LoadedModel for CandleModel {
     ) -> Result<Generation, BackendError> {
         let _span =
             tracing::info_span!("generate", backend = "candle", max_tokens = params.max_tokens).entered();
-        if params.grammar.is_some() {
-            return Err(BackendError::Unsupported {
-                what: "grammar-constrained sampling".into(),
-                backend: "the candle backend (use the llama.cpp backend for grammars)".into(),
-            });
-        }
-        if !params.logit_bias.is_empty() || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0
-        {
-            return Err(BackendError::Unsupported {
-                what: "logit_bias, frequency_penalty and presence_penalty".into(),
-                backend: "the candle backend (use the llama.cpp backend for them)".into(),
-            });
-        }
+        check_sampling_options(params)?;
         let tokens = self.prompt_tokens(prompt)?;
         let prompt_tokens = tokens.len() as u32;
         self.check_fits(&tokens, params.max_tokens)?;
@@ -329,6 +317,26 @@ impl LoadedModel for CandleModel {
         tracing::debug!(prompt_tokens, completion_tokens = completion.completion_tokens, finish_reason = ?completion.finish_reason, "generation done");
         Ok(completion.into_generation(prompt_tokens))
     }
+}
+
+/// The sampling options this backend lacks: one error naming every one the request set.
+fn check_sampling_options(params: &GenerationParams) -> Result<(), BackendError> {
+    let unsupported: Vec<&str> = [
+        ("grammar", params.grammar.is_some()),
+        ("logit_bias", !params.logit_bias.is_empty()),
+        ("frequency_penalty", params.frequency_penalty != 0.0),
+        ("presence_penalty", params.presence_penalty != 0.0),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(BackendError::Unsupported {
+        what: format!("the sampling option(s) {}", unsupported.join(", ")),
+        backend: "the candle backend (the llama.cpp backend has them)".into(),
+    })
 }
 
 impl Bench for CandleModel {
@@ -373,5 +381,23 @@ impl Bench for CandleModel {
             (config.generated_tokens * parallel) as f64 / start.elapsed().as_secs_f64()
         };
         Ok(BenchReport { backend: "candle".into(), pp_tps, tg_tps, config: *config })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_sampling_options_are_named_together() {
+        assert!(check_sampling_options(&GenerationParams::default()).is_ok());
+        let params = GenerationParams {
+            logit_bias: vec![(1, 2.0)],
+            presence_penalty: 0.5,
+            ..GenerationParams::default()
+        };
+        let err = check_sampling_options(&params).unwrap_err().to_string();
+        assert!(err.contains("logit_bias, presence_penalty"), "{err}");
+        assert!(!err.contains("grammar") && !err.contains("frequency_penalty"), "{err}");
     }
 }

@@ -153,6 +153,7 @@ fn check_export(export: &UserExport) -> Result<(), StoreError> {
         limits::check_model(entry.session.model.as_deref())?;
         for message in &entry.messages {
             limits::check_message(&message.content)?;
+            limits::check_message_role(message.role)?;
         }
     }
     for record in &export.memories {

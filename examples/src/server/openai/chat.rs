@@ -5,17 +5,16 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use modelforge_core::json_schema::{any_object_grammar, schema_grammar};
 use modelforge_core::{ChatMessage, Generation, LoadedModel, Role, TokenLogprob};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::tools::{self, Choice, Tool};
 use super::validation::{self, MAX_TOP_LOGPROBS, Sampling};
-use super::{OpenAiCaller, Out, collect, resolve_model, spawn_generation, unix_now, usage};
+use super::{OpenAiCaller, Out, collect, resolve_model, spawn_generation, sse, unix_now, usage};
 use crate::server::error::Body;
 use crate::server::{ApiError, AppState, blocking};
 
@@ -193,9 +192,64 @@ fn logprobs_json(tokens: &[TokenLogprob]) -> Value {
     json!({ "content": content, "refusal": null })
 }
 
-/// Streams `chat.completion.chunk` events: the role first, then the text (or, for a forced
-/// tool call, the whole call once it is complete), the finish reason, `usage` if asked, and
-/// `[DONE]`. An error after the stream began is sent as a `{"error": ...}` event.
+/// How a streamed answer goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Text goes out as it comes.
+    Text,
+    /// Text is held back: it is (a forced call) or may still be (tools with "auto") a tool
+    /// call, which must never leak out as content.
+    Held,
+}
+
+/// Whether an answer that begins with `text` may still turn out to be a tool call as
+/// [`tools::parse_call`] reads one: `{"name": ...}` (or `"arguments"` / `"parameters"`
+/// first), bare or after a `<tool_call>` tag. An empty beginning may be anything.
+fn could_be_call(text: &str) -> bool {
+    const TAG: &str = "<tool_call>";
+    let text = text.trim_start();
+    if TAG.starts_with(text) {
+        return true;
+    }
+    let text = text.strip_prefix(TAG).unwrap_or(text).trim_start();
+    let Some(body) = text.strip_prefix('{') else { return text.is_empty() };
+    let body = body.trim_start();
+    let Some(key) = body.strip_prefix('"') else { return body.is_empty() };
+    // The key so far (up to its closing quote, if it has one).
+    let key = key.split('"').next().unwrap_or_default();
+    ["name", "arguments", "parameters"].iter().any(|k| k.starts_with(key))
+}
+
+/// The deltas of tool calls in OpenAI's streamed shape: for each call, its index, id, type
+/// and name with empty arguments, then the arguments in pieces.
+fn call_deltas(calls: &[Value]) -> Vec<Value> {
+    /// Bytes of arguments per delta (cut on a character boundary).
+    const PIECE: usize = 24;
+    let mut deltas = Vec::new();
+    for (index, call) in calls.iter().enumerate() {
+        deltas.push(json!({ "tool_calls": [{
+            "index": index, "id": call["id"], "type": "function",
+            "function": { "name": call["function"]["name"], "arguments": "" },
+        }] }));
+        let mut arguments = call["function"]["arguments"].as_str().unwrap_or_default();
+        while !arguments.is_empty() {
+            let mut cut = arguments.len().min(PIECE);
+            while !arguments.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let (piece, rest) = arguments.split_at(cut);
+            deltas.push(json!({ "tool_calls": [{ "index": index, "function": { "arguments": piece } }] }));
+            arguments = rest;
+        }
+    }
+    deltas
+}
+
+/// Streams `chat.completion.chunk` events: the role first, then the text, the finish reason,
+/// `usage` if asked, and `[DONE]`. A forced tool call is held back until it is complete, and
+/// so is an answer to "auto" tools as long as it may still be a call; a call goes out as
+/// `tool_calls` deltas with the finish reason `tool_calls`. An error after the stream began is
+/// sent as a `{"error": ...}` event.
 fn stream(
     state: AppState,
     plan: Plan,
@@ -203,13 +257,13 @@ fn stream(
     include_usage: bool,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
     let mut rx = spawn_generation(Arc::clone(&state.metrics), plan.model, plan.prompt, plan.params.clone());
-    let (tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let created = unix_now();
     let (model_id, tools, choice, with_logprobs) =
         (plan.model_id, plan.tools, plan.choice, plan.params.logprobs.is_some());
-    // Text is held back while it may be a tool call, so a call never leaks out as content.
-    let holds_back = matches!(choice, Choice::Required | Choice::Named(_));
-    tokio::spawn(async move {
+    // A forced call stays held; an "auto" answer until it cannot be a call any more.
+    let sniffs = choice == Choice::Auto;
+    let mut mode = if choice == Choice::None { Mode::Text } else { Mode::Held };
+    sse(move |tx| async move {
         let chunk = |choices: Value, usage_value: Option<Value>| {
             let mut body = json!({
                 "id": id, "object": "chat.completion.chunk", "created": created, "model": model_id,
@@ -221,32 +275,39 @@ fn stream(
             Event::default().data(body.to_string())
         };
         let delta = |delta: Value, logprobs: Option<Value>, finish: Option<&str>| json!([{ "index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish }]);
+        let content = |text: &str, tokens: &[TokenLogprob]| {
+            let logprobs = with_logprobs.then(|| logprobs_json(tokens));
+            chunk(delta(json!({ "content": text }), logprobs, None), None)
+        };
         if tx.send(chunk(delta(json!({ "role": "assistant", "content": "" }), None, None), None)).is_err() {
             return;
         }
+        let (mut held, mut held_tokens) = (String::new(), Vec::new());
         while let Some(out) = rx.recv().await {
             let sent = match out {
-                Out::Piece(_, _) if holds_back => Ok(()),
+                Out::Piece(piece, tokens) if mode == Mode::Text => tx.send(content(&piece, &tokens)),
                 Out::Piece(piece, tokens) => {
-                    let logprobs = with_logprobs.then(|| logprobs_json(&tokens));
-                    tx.send(chunk(delta(json!({ "content": piece }), logprobs, None), None))
+                    held.push_str(&piece);
+                    held_tokens.extend(tokens);
+                    if sniffs && !could_be_call(&held) {
+                        mode = Mode::Text;
+                        tx.send(content(&std::mem::take(&mut held), &std::mem::take(&mut held_tokens)))
+                    } else {
+                        Ok(())
+                    }
                 }
                 Out::Done(Ok(generation)) => {
-                    let (message, finish) = answer(&generation, &tools, &choice);
+                    let (message, finish) = match mode {
+                        // Text already went out: the answer is text, whatever it looks like.
+                        Mode::Text => (Value::Null, generation.finish_reason.as_str()),
+                        Mode::Held => answer(&generation, &tools, &choice),
+                    };
                     if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-                        let calls: Vec<Value> = calls
-                            .iter()
-                            .enumerate()
-                            .map(|(i, c)| {
-                                let mut c = c.clone();
-                                c["index"] = json!(i);
-                                c
-                            })
-                            .collect();
-                        let _ = tx.send(chunk(delta(json!({ "tool_calls": calls }), None, None), None));
-                    } else if holds_back {
-                        let _ =
-                            tx.send(chunk(delta(json!({ "content": generation.text }), None, None), None));
+                        for d in call_deltas(calls) {
+                            let _ = tx.send(chunk(delta(d, None, None), None));
+                        }
+                    } else if mode == Mode::Held && !generation.text.is_empty() {
+                        let _ = tx.send(content(&generation.text, &held_tokens));
                     }
                     let _ = tx.send(chunk(delta(json!({}), None, Some(finish)), None));
                     if include_usage {
@@ -263,10 +324,7 @@ fn stream(
                 return; // the client left: dropping `rx` stops the generation
             }
         }
-        let _ = tx.send(Event::default().data("[DONE]"));
-    });
-    let events = tokio_stream::StreamExt::map(UnboundedReceiverStream::new(events), Ok::<_, Infallible>);
-    Sse::new(events).keep_alive(KeepAlive::default())
+    })
 }
 
 #[cfg(test)]
@@ -288,6 +346,48 @@ mod tests {
             (400, Some("response_format.json_schema.schema"))
         );
         assert!(response_format_grammar(Some(&json!({ "type": "yaml" }))).is_err());
+    }
+
+    #[test]
+    fn an_answer_may_be_a_call_only_while_it_looks_like_one() {
+        for maybe in [
+            "",
+            "  ",
+            "<tool",
+            "<tool_call>\n",
+            "{",
+            " {\"na",
+            "{\"name\": \"get_weather\", \"argu",
+            "{ \"arguments\"",
+        ] {
+            assert!(could_be_call(maybe), "{maybe:?}");
+        }
+        for text in ["Hello", "The", "<b>", "{\"answer\"", "{ 3", "<tool_call>hi", "[1]"] {
+            assert!(!could_be_call(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn calls_stream_as_name_then_argument_pieces() {
+        let arguments = format!("{{\"city\": \"{}\"}}", "é".repeat(20));
+        let call = json!({ "id": "call_1", "type": "function", "function": { "name": "f", "arguments": arguments } });
+        let deltas = call_deltas(&[call]);
+        assert_eq!(
+            deltas[0],
+            json!({ "tool_calls": [{ "index": 0, "id": "call_1", "type": "function",
+                "function": { "name": "f", "arguments": "" } }] })
+        );
+        assert!(deltas.len() > 2, "{deltas:?}");
+        let joined: String = deltas[1..]
+            .iter()
+            .map(|d| d["tool_calls"][0]["function"]["arguments"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, arguments);
+        assert!(
+            deltas[1..]
+                .iter()
+                .all(|d| d["tool_calls"][0]["index"] == 0 && d["tool_calls"][0].get("id").is_none())
+        );
     }
 
     #[test]

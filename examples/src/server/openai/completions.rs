@@ -5,15 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use modelforge_core::{Generation, TokenLogprob};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::validation::Sampling;
-use super::{OpenAiCaller, Out, collect, resolve_model, spawn_generation, unix_now, usage};
+use super::{OpenAiCaller, Out, collect, resolve_model, spawn_generation, sse, unix_now, usage};
 use crate::server::error::Body;
 use crate::server::{ApiError, AppState};
 
@@ -133,8 +132,7 @@ impl Reply {
         with_logprobs: bool,
         include_usage: bool,
     ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-        let (tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        tokio::spawn(async move {
+        sse(move |tx| async move {
             let event = |body: Value| Event::default().data(body.to_string());
             if let Some(echo) = echo
                 && tx.send(event(self.body(json!([choice(&echo, None, None)]), None))).is_err()
@@ -164,10 +162,7 @@ impl Reply {
                     }
                 }
             }
-            let _ = tx.send(Event::default().data("[DONE]"));
-        });
-        let events = tokio_stream::StreamExt::map(UnboundedReceiverStream::new(events), Ok::<_, Infallible>);
-        Sse::new(events).keep_alive(KeepAlive::default())
+        })
     }
 }
 

@@ -16,17 +16,20 @@ mod embeddings;
 mod tools;
 mod validation;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use modelforge_core::{BackendError, CancelToken, Generation, GenerationParams, LoadedModel, TokenLogprob};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 pub use embeddings::ServedEmbedder;
 
@@ -141,6 +144,23 @@ async fn collect(mut rx: UnboundedReceiver<Out>) -> Result<(Generation, Vec<Toke
         }
     }
     Err(ApiError::internal("the generation ended without a result"))
+}
+
+/// A stream of server-sent events: `produce` sends the events (and returns early when a send
+/// fails, the client having left), then `data: [DONE]` ends the stream, as OpenAI's does.
+fn sse<F, Fut>(produce: F) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>>
+where
+    F: FnOnce(UnboundedSender<Event>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let produced = produce(tx.clone());
+    tokio::spawn(async move {
+        produced.await;
+        let _ = tx.send(Event::default().data("[DONE]"));
+    });
+    let events = tokio_stream::StreamExt::map(UnboundedReceiverStream::new(events), Ok::<_, Infallible>);
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// `usage` in OpenAI's shape.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use modelforge_core::{ChatMessage, GenerationParams};
+use modelforge_core::{ChatMessage, GenerationParams, ToolCall};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -175,14 +175,14 @@ fn content_text(content: Option<&Value>, param: &str) -> Result<String, ApiError
     }
 }
 
-/// The conversation as the model's template sees it. `developer` is a system message; tool
-/// results (`tool`, or the older `function`) and an assistant's tool calls become text the
-/// model can read, since chat templates differ in how (and whether) they show them.
+/// The conversation as the model's template sees it. `developer` is a system message; an
+/// assistant's `tool_calls` and tool results (`tool`, or the older `function`) keep their
+/// structure, so the template shows them its own way (or as labelled text when it has none).
 pub fn messages(raw: &[Value]) -> Result<Vec<ChatMessage>, ApiError> {
     if raw.is_empty() {
         return Err(invalid("messages", "`messages` must hold at least one message"));
     }
-    let mut out = Vec::with_capacity(raw.len());
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(raw.len());
     for (i, message) in raw.iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = message
@@ -190,17 +190,23 @@ pub fn messages(raw: &[Value]) -> Result<Vec<ChatMessage>, ApiError> {
             .and_then(Value::as_str)
             .ok_or_else(|| invalid(&format!("{at}.role"), format!("{at} has no `role` string")))?;
         let content = content_text(message.get("content"), &format!("{at}.content"))?;
-        out.push(match role {
+        let message = match role {
             "system" | "developer" => ChatMessage::system(content),
             "user" => ChatMessage::user(content),
-            "assistant" => ChatMessage::assistant(assistant_text(content, message.get("tool_calls"))),
+            "assistant" => ChatMessage::assistant_with_calls(content, tool_calls(message, &at)?),
             "tool" | "function" => {
-                let from = message
-                    .get("tool_call_id")
-                    .or_else(|| message.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("a tool");
-                ChatMessage::user(format!("Result of the tool call {from}:\n{content}"))
+                let call_id = message.get("tool_call_id").and_then(Value::as_str).map(str::to_owned);
+                // The function's name: the older `function` role sends it; for `tool`, the
+                // assistant message that made the call has it.
+                let name = message.get("name").and_then(Value::as_str).map(str::to_owned).or_else(|| {
+                    let id = call_id.as_deref()?;
+                    out.iter()
+                        .rev()
+                        .flat_map(|m| &m.tool_calls)
+                        .find(|call| call.id == id)
+                        .map(|call| call.name.clone())
+                });
+                ChatMessage::tool(call_id, name, content)
             }
             other => {
                 return Err(invalid(
@@ -210,30 +216,38 @@ pub fn messages(raw: &[Value]) -> Result<Vec<ChatMessage>, ApiError> {
                     ),
                 ));
             }
-        });
+        };
+        out.push(message);
     }
     Ok(out)
 }
 
-/// An assistant message's text, with its tool calls written out as the JSON the model would
-/// have produced for them.
-fn assistant_text(content: String, tool_calls: Option<&Value>) -> String {
-    let calls: Vec<String> = tool_calls
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|call| {
-            let function = call.get("function")?;
-            let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-            let arguments: Value = serde_json::from_str(arguments).unwrap_or(Value::String(arguments.into()));
-            Some(serde_json::json!({ "name": function.get("name")?, "arguments": arguments }).to_string())
+/// An assistant message's `tool_calls`: `[{id, type: "function", function: {name,
+/// arguments}}]`, the arguments a JSON string (an object is accepted too).
+fn tool_calls(message: &Value, at: &str) -> Result<Vec<ToolCall>, ApiError> {
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(invalid(&format!("{at}.tool_calls"), "`tool_calls` must be a list")),
+    };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let at = format!("{at}.tool_calls[{j}]");
+            let name = call.pointer("/function/name").and_then(Value::as_str).ok_or_else(|| {
+                invalid(&format!("{at}.function.name"), "a tool call needs `function.name`")
+            })?;
+            let arguments = match call.pointer("/function/arguments") {
+                None | Some(Value::Null) => "{}".to_owned(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            let id =
+                call.get("id").and_then(Value::as_str).map_or_else(|| format!("call_{j}"), str::to_owned);
+            Ok(ToolCall { id, name: name.to_owned(), arguments })
         })
-        .collect();
-    match (content.is_empty(), calls.is_empty()) {
-        (_, true) => content,
-        (true, false) => calls.join("\n"),
-        (false, false) => format!("{content}\n{}", calls.join("\n")),
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -257,10 +271,10 @@ mod tests {
         assert_eq!(got[1], ChatMessage::user("a\nb"));
         assert_eq!(got[2].role, Role::Assistant);
         assert_eq!(
-            serde_json::from_str::<Value>(&got[2].content).unwrap(),
-            json!({ "name": "f", "arguments": { "x": 1 } })
+            got[2].tool_calls,
+            [ToolCall { id: "c1".into(), name: "f".into(), arguments: "{\"x\":1}".into() }]
         );
-        assert_eq!(got[3], ChatMessage::user("Result of the tool call c1:\n42"));
+        assert_eq!(got[3], ChatMessage::tool(Some("c1".into()), Some("f".into()), "42"));
     }
 
     #[test]
@@ -270,6 +284,10 @@ mod tests {
             (vec![json!({ "role": "wizard", "content": "x" })], "messages[0].role"),
             (vec![json!({ "content": "x" })], "messages[0].role"),
             (vec![json!({ "role": "user", "content": 3 })], "messages[0].content"),
+            (
+                vec![json!({ "role": "assistant", "tool_calls": [{ "id": "c", "function": {} }] })],
+                "messages[0].tool_calls[0].function.name",
+            ),
             (
                 vec![json!({ "role": "user", "content": [{ "type": "image_url" }] })],
                 "messages[0].content[0].type",

@@ -67,6 +67,7 @@ impl ChatStore for Store {
         token_count: Option<u32>,
     ) -> Result<Message, StoreError> {
         limits::check_message(&message.content)?;
+        limits::check_message_role(message.role)?;
         self.write("appending a message", |conn| {
             messages::append(conn, actor.user_id, session, message, token_count)
         })

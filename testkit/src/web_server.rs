@@ -277,12 +277,17 @@ and a second bulge forms on the far side of the Earth.</p>
              <p>大多数海岸每天有两次高潮和两次低潮。</p></main><footer>版权所有</footer></body></html>"
         )),
         LARGE => {
-            let paragraph = "<p>Tides rise and fall along the coast in a long and regular rhythm.</p>\n";
+            // Numbered paragraphs, so that its passages differ as a real page's do.
             let mut body = String::from(
                 "<!doctype html><html><head><title>The big book of tides</title></head><body><article>",
             );
-            while body.len() < LARGE_BYTES {
-                body.push_str(paragraph);
+            for n in 1.. {
+                if body.len() >= LARGE_BYTES {
+                    break;
+                }
+                body.push_str(&format!(
+                    "<p>Chapter {n}: tides rise and fall along the coast in a long and regular rhythm.</p>\n"
+                ));
             }
             body.truncate(LARGE_BYTES);
             html(body)

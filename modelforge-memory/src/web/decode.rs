@@ -144,8 +144,8 @@ fn attribute(bytes: &[u8], mut at: usize) -> Option<(Vec<u8>, Vec<u8>, usize)> {
 /// as `text/html; charset=gbk`.
 fn charset_in_content(content: &[u8]) -> Option<Vec<u8>> {
     let at = find(content, b"charset")? + 7;
-    let rest = content[at..].iter().skip_while(|b| is_space(**b)).as_slice();
-    let rest = rest.strip_prefix(b"=")?.iter().skip_while(|b| is_space(**b)).as_slice();
+    let rest = trim_start(&content[at..]).strip_prefix(b"=")?;
+    let rest = trim_start(rest);
     let label: Vec<u8> = match rest.first() {
         Some(&quote @ (b'"' | b'\'')) => rest[1..].iter().take_while(|b| **b != quote).copied().collect(),
         _ => rest.iter().take_while(|b| !is_space(**b) && **b != b';').copied().collect(),
@@ -160,6 +160,11 @@ fn tag_name_start(rest: &[u8]) -> Option<usize> {
         [b'<', c, ..] if c.is_ascii_alphabetic() => Some(1),
         _ => None,
     }
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let spaces = bytes.iter().take_while(|b| is_space(**b)).count();
+    &bytes[spaces..]
 }
 
 fn is_space(b: u8) -> bool {

@@ -164,7 +164,7 @@ fn head<'t>(text: &'t str, tokens: usize, embedder: &dyn Embedder) -> &'t str {
 /// A rough token count for an embedder that cannot count: CJK characters one each, other
 /// text a token per 4 characters.
 fn estimate_tokens(text: &str) -> usize {
-    let (mut cjk, mut other) = (0, 0);
+    let (mut cjk, mut other) = (0usize, 0usize);
     for c in text.chars() {
         if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{f900}'..='\u{faff}').contains(&c) {
             cjk += 1;

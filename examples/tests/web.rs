@@ -204,6 +204,16 @@ async fn serve(dir: &Path, web: WebArgs, embedder: Option<Arc<dyn Embedder>>) ->
     format!("http://{addr}")
 }
 
+/// Asks `question` with `web: true` in a new session of a new user; the `done` event's data.
+async fn ask_with_web(base: &str, question: &str) -> Value {
+    let http = reqwest::Client::new();
+    let (token, messages) = session(&http, base).await;
+    let body = json!({"content": question, "web": true, "params": {"max_tokens": 16}});
+    let response = http.post(&messages).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    done_event(&response.text().await.unwrap())
+}
+
 /// The data of the `done` event of a reply's event stream.
 fn done_event(events: &str) -> Value {
     let done = events
@@ -245,12 +255,7 @@ async fn the_server_returns_the_sources_in_the_done_event() {
     web.set_results(&[web::TIDES, web::CHINESE]);
     let dir = tempfile::tempdir().unwrap();
     let base = serve(dir.path(), searxng(Some(web.url())), None).await;
-    let http = reqwest::Client::new();
-    let (token, messages) = session(&http, &base).await;
-    let body = json!({"content": "What causes tides?", "web": true, "params": {"max_tokens": 16}});
-    let response = http.post(&messages).bearer_auth(&token).json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let done = done_event(&response.text().await.unwrap());
+    let done = ask_with_web(&base, "What causes tides?").await;
     let sources = done["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 2, "{done}");
     assert_eq!(
@@ -293,12 +298,7 @@ async fn the_server_searches_a_json_api_given_by_flags_and_ranks_with_the_embedd
     let embedder: Arc<dyn Embedder> = Arc::new(BertEmbedder::load(modelforge_testkit::minilm_dir()).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let base = serve(dir.path(), flags.web, Some(embedder)).await;
-    let http = reqwest::Client::new();
-    let (token, messages) = session(&http, &base).await;
-    let body = json!({"content": "What causes tides?", "web": true, "params": {"max_tokens": 16}});
-    let response = http.post(&messages).bearer_auth(&token).json(&body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let done = done_event(&response.text().await.unwrap());
+    let done = ask_with_web(&base, "What causes tides?").await;
     assert!(done["web"]["error"].is_null(), "{done}");
     let sources = done["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 2, "{done}");

@@ -283,7 +283,7 @@ async fn the_server_searches_a_json_api_given_by_flags_and_ranks_with_the_embedd
         "--search-provider",
         "json",
         "--search-url",
-        &template,
+        template.as_str(),
         "--search-json-results",
         "data.items",
         "--search-json-url",

@@ -186,7 +186,7 @@ fn the_embedder_ranks_a_paraphrase_without_shared_keywords_above_an_unrelated_pa
     // after the unrelated text, changes nothing.
     let tail = " Ships, harbours, lighthouses and fishing boats line the old stone quay.".repeat(30);
     let (unrelated_long, paraphrase_long) = (format!("{unrelated}{tail}"), format!("{paraphrase}{tail}"));
-    assert!(embedder.count_tokens(&paraphrase_long).unwrap() >= 4 * EMBED_TOKENS, "the model reads 512 at most");
+    assert!(embedder.count_tokens(&paraphrase_long).unwrap() > 2 * EMBED_TOKENS);
     let mut long = passages(&[unrelated_long.as_str(), paraphrase_long.as_str()]);
     rank(question, &mut long, Some(embedder.as_ref()));
     assert_eq!(long[0].page, 1, "{long:?}");

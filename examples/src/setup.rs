@@ -324,12 +324,44 @@ pub fn local_models(data_dir: &Path) -> Vec<CachedModel> {
     models
 }
 
+/// What kind of search service `--search-url` is.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchProviderArg {
+    /// A SearXNG instance's JSON API (`/search?q=...&format=json`).
+    #[default]
+    Searxng,
+    /// Any search API that answers a GET with JSON, described by the `--search-json-*` paths.
+    Json,
+}
+
 /// Web search settings shared by the CLI and the server.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct WebArgs {
-    /// The SearXNG instance used for web search (`json` must be in its `search.formats`).
+    /// The search service: a SearXNG instance (`json` must be in its `search.formats`), or with
+    /// `--search-provider json` an address with `{query}` (and optionally `{count}`) in it,
+    /// e.g. `https://search.example/api?q={query}&n={count}`.
     #[arg(long, env = "MODELFORGE_SEARCH_URL")]
     pub search_url: Option<String>,
+    /// What kind of service `--search-url` is.
+    #[arg(long, value_enum, env = "MODELFORGE_SEARCH_PROVIDER", default_value = "searxng")]
+    pub search_provider: SearchProviderArg,
+    /// With `--search-provider json`: the dotted path to the list of results in the answer,
+    /// e.g. `data.items` (numbers index arrays; empty: the answer is the list) [default: results].
+    #[arg(long, env = "MODELFORGE_SEARCH_JSON_RESULTS", value_name = "PATH")]
+    pub search_json_results: Option<String>,
+    /// With `--search-provider json`: the path to a page's address in one result [default: url].
+    #[arg(long, env = "MODELFORGE_SEARCH_JSON_URL", value_name = "PATH")]
+    pub search_json_url: Option<String>,
+    /// With `--search-provider json`: the path to a page's title in one result [default: title].
+    #[arg(long, env = "MODELFORGE_SEARCH_JSON_TITLE", value_name = "PATH")]
+    pub search_json_title: Option<String>,
+    /// With `--search-provider json`: the path to the excerpt in one result [default: snippet].
+    #[arg(long, env = "MODELFORGE_SEARCH_JSON_SNIPPET", value_name = "PATH")]
+    pub search_json_snippet: Option<String>,
+    /// With `--search-provider json`: the path to the publication date (`YYYY-MM-DD...`) in one
+    /// result [default: none].
+    #[arg(long, env = "MODELFORGE_SEARCH_JSON_DATE", value_name = "PATH")]
+    pub search_json_date: Option<String>,
     /// Let web search fetch pages on loopback, private and link-local addresses (a local
     /// deployment; never on a server that strangers can use).
     #[arg(long, env = "MODELFORGE_WEB_ALLOW_PRIVATE", value_parser = clap::builder::FalseyValueParser::new())]
@@ -339,14 +371,59 @@ pub struct WebArgs {
     pub web_deadline: u64,
 }
 
+impl WebArgs {
+    /// The JSON provider's field paths: the `--search-json-*` given, defaults for the rest.
+    fn json_fields(&self) -> modelforge_memory::JsonFields {
+        let mut fields = modelforge_memory::JsonFields::default();
+        let paths = [
+            (&self.search_json_results, &mut fields.results),
+            (&self.search_json_url, &mut fields.url),
+            (&self.search_json_title, &mut fields.title),
+            (&self.search_json_snippet, &mut fields.snippet),
+        ];
+        for (given, field) in paths {
+            if let Some(path) = given {
+                field.clone_from(path);
+            }
+        }
+        fields.published = self.search_json_date.clone().filter(|p| !p.is_empty());
+        fields
+    }
+
+    fn json_paths_given(&self) -> bool {
+        [
+            &self.search_json_results,
+            &self.search_json_url,
+            &self.search_json_title,
+            &self.search_json_snippet,
+            &self.search_json_date,
+        ]
+        .iter()
+        .any(|p| p.is_some())
+    }
+}
+
 /// The web search for `args`, or `None` when no search service is configured. Passages are
-/// ranked by keywords: embedding them too costs about 2 s a turn on two cores (see
-/// `web-bench`), for little gain over the engine's own ordering of the pages.
-pub fn open_web(args: &WebArgs) -> anyhow::Result<Option<Arc<modelforge_memory::WebSearch>>> {
+/// ranked by keywords and, when `embedder` is given (the one memory search uses), by meaning:
+/// the best 8 by keywords, each cut to its first 128 tokens (see `web-bench`).
+pub fn open_web(
+    args: &WebArgs,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> anyhow::Result<Option<Arc<modelforge_memory::WebSearch>>> {
     let Some(url) = args.search_url.as_deref().filter(|u| !u.trim().is_empty()) else { return Ok(None) };
-    let provider = modelforge_memory::SearxngProvider::new(url)?;
+    let provider: Arc<dyn modelforge_core::SearchProvider> = match args.search_provider {
+        SearchProviderArg::Searxng => {
+            anyhow::ensure!(
+                !args.json_paths_given(),
+                "--search-json-* (MODELFORGE_SEARCH_JSON_*) describe a JSON search API: add \
+                 --search-provider json"
+            );
+            Arc::new(modelforge_memory::SearxngProvider::new(url)?)
+        }
+        SearchProviderArg::Json => Arc::new(modelforge_memory::JsonProvider::new(url, args.json_fields())?),
+    };
     let options = modelforge_memory::WebOptions::default()
         .with_allow_private(args.web_allow_private)
         .with_deadline(std::time::Duration::from_secs(args.web_deadline.max(1)));
-    Ok(Some(Arc::new(modelforge_memory::WebSearch::new(Arc::new(provider), None, options))))
+    Ok(Some(Arc::new(modelforge_memory::WebSearch::new(provider, embedder, options))))
 }

@@ -3,14 +3,15 @@
 //! sources, driven by the echo model. `cargo test -p modelforge-memory --features web --test web`
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use modelforge_core::{
-    Actor, ChatStore, GenerationParams, NewUser, Role, SearchError, SearchProvider, UserRole, UserStore,
-    WebSearchOptions,
+    Actor, ChatStore, Embedder, GenerationParams, NewUser, Role, SearchError, SearchProvider, UserRole,
+    UserStore, WebSearchOptions,
 };
-use modelforge_memory::web::{FetchError, FetchOptions, PageFetcher};
+use modelforge_engine::BertEmbedder;
+use modelforge_memory::web::{EMBED_TOKENS, FetchError, FetchOptions, PageFetcher, Passage, rank};
 use modelforge_memory::{
     ChatError, Conversation, JsonFields, JsonProvider, MemoryBank, QueriesBy, SOURCES_HEADER,
     SearxngProvider, TurnOptions, TurnOutcome, WEB_FAILED_RULES, WEB_RULES, WebOptions, WebSearch,
@@ -122,6 +123,27 @@ fn a_redirect_to_the_metadata_address_is_refused_even_from_an_allowed_host() {
 }
 
 #[test]
+fn pages_are_decoded_by_the_charset_of_their_header_or_their_meta_tag() {
+    let server = WebServer::start();
+    let mut options = FetchOptions::default();
+    options.allow_private = true;
+    let fetcher = PageFetcher::new(options);
+    // GBK, declared in `Content-Type: text/html; charset=gbk` only.
+    let page = fetcher.fetch(&server.page_url(web::GBK), soon()).unwrap();
+    assert_eq!(page.encoding, "GBK");
+    assert!(page.html.contains(web::GBK_FACT), "{}", page.html);
+    assert!(!page.html.contains('\u{fffd}'));
+    // windows-1252, declared in `<meta charset="windows-1252">` only.
+    let page = fetcher.fetch(&server.page_url(web::WINDOWS_1252), soon()).unwrap();
+    assert_eq!(page.encoding, "windows-1252");
+    assert!(page.html.contains(web::WINDOWS_1252_FACT), "{}", page.html);
+    // UTF-8 pages stay as they were.
+    let page = fetcher.fetch(&server.page_url(web::CHINESE), soon()).unwrap();
+    assert_eq!(page.encoding, "UTF-8");
+    assert!(page.html.contains(web::CHINESE_FACT));
+}
+
+#[test]
 fn a_large_page_is_cut_at_the_cap() {
     let server = WebServer::start();
     let mut options = FetchOptions::default();
@@ -129,6 +151,58 @@ fn a_large_page_is_cut_at_the_cap() {
     let page = PageFetcher::new(options).fetch(&server.page_url(web::LARGE), soon()).unwrap();
     assert!(page.truncated);
     assert_eq!(page.html.len(), 100_000);
+}
+
+// ---- Ranking by meaning, with all-MiniLM-L6-v2 ------------------------------------------------
+
+fn embedder() -> Arc<dyn Embedder> {
+    static EMBEDDER: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    EMBEDDER.get_or_init(|| Arc::new(BertEmbedder::load(modelforge_testkit::minilm_dir()).unwrap())).clone()
+}
+
+fn passages(texts: &[&str]) -> Vec<Passage> {
+    texts.iter().enumerate().map(|(page, t)| Passage { page, text: (*t).to_owned(), score: 0.0 }).collect()
+}
+
+#[test]
+fn the_embedder_ranks_a_paraphrase_without_shared_keywords_above_an_unrelated_passage() {
+    let question = "Why does the sea rise and fall twice a day?";
+    let unrelated = "Bananas are rich in potassium and are often eaten at breakfast by athletes.";
+    let paraphrase = "The Moon's gravity pulls the oceans toward it, so coasts get two high waters and \
+                      two low waters in roughly every twenty-four hours.";
+    // Keywords alone cannot tell them apart: neither shares a word with the question.
+    let mut by_keywords = passages(&[unrelated, paraphrase]);
+    rank(question, &mut by_keywords, None);
+    assert!(by_keywords.iter().all(|p| p.score == 0.0), "{by_keywords:?}");
+    assert_eq!(by_keywords[0].page, 0);
+
+    let embedder = embedder();
+    let mut ranked = passages(&[unrelated, paraphrase]);
+    rank(question, &mut ranked, Some(embedder.as_ref()));
+    assert_eq!(ranked[0].page, 1, "{ranked:?}");
+    assert!(ranked[0].score > ranked[1].score + 0.2, "{ranked:?}");
+
+    // Only the passages' first tokens are embedded: a long tail after the paraphrase, and
+    // after the unrelated text, changes nothing.
+    let tail = " Ships, harbours, lighthouses and fishing boats line the old stone quay.".repeat(30);
+    let (unrelated_long, paraphrase_long) = (format!("{unrelated}{tail}"), format!("{paraphrase}{tail}"));
+    assert!(embedder.count_tokens(&paraphrase_long).unwrap() > 2 * EMBED_TOKENS);
+    let mut long = passages(&[unrelated_long.as_str(), paraphrase_long.as_str()]);
+    rank(question, &mut long, Some(embedder.as_ref()));
+    assert_eq!(long[0].page, 1, "{long:?}");
+}
+
+#[test]
+fn with_the_embedder_the_chat_turn_cites_the_pages_that_answer() {
+    let server = WebServer::start();
+    server.set_results(&[web::INJECTION, web::LARGE, web::TIDES]);
+    let options = options(&server).with_model_queries(false);
+    let f = fixture_ranked(&server, EchoModel::new(), options, Some(embedder()));
+    let outcome = ask(&f, "What pulls the water into a high tide twice a day?");
+    assert_eq!(outcome.sources[0].url, server.page_url(web::TIDES), "{:?}", outcome.sources);
+    let report = outcome.web.unwrap();
+    assert!(report.timings.rank_ms > 0.0);
+    assert!(outcome.prompt.last().unwrap().content.contains(web::TIDES_FACT));
 }
 
 // ---- The chat turn with web sources ----------------------------------------------------------
@@ -140,7 +214,8 @@ struct Fixture {
     lina: Actor,
 }
 
-fn fixture(server: &WebServer, model: EchoModel, options: WebOptions) -> Fixture {
+/// A conversation with `model` over an in-memory store holding the user lina; no web search.
+fn conversation(model: EchoModel) -> Fixture {
     let store = Arc::new(InMemoryStore::new());
     let new = NewUser {
         username: "lina".into(),
@@ -151,10 +226,26 @@ fn fixture(server: &WebServer, model: EchoModel, options: WebOptions) -> Fixture
     let lina = store.create_user(&new).unwrap().actor();
     let model = Arc::new(model);
     let bank = Arc::new(MemoryBank::new(store.clone(), None));
-    let provider = Arc::new(SearxngProvider::new(&server.url()).unwrap());
-    let web = Arc::new(WebSearch::new(provider, None, options));
-    let chat = Conversation::new(model.clone(), store.clone(), store.clone(), bank).with_web(web);
+    let chat = Conversation::new(model.clone(), store.clone(), store.clone(), bank);
     Fixture { store, model, chat, lina }
+}
+
+/// [`conversation`] searching the fixture server's SearXNG with `options`, ranking by keywords.
+fn fixture(server: &WebServer, model: EchoModel, options: WebOptions) -> Fixture {
+    fixture_ranked(server, model, options, None)
+}
+
+/// [`fixture`] ranking by `embedder` too.
+fn fixture_ranked(
+    server: &WebServer,
+    model: EchoModel,
+    options: WebOptions,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> Fixture {
+    let provider = Arc::new(SearxngProvider::new(&server.url()).unwrap());
+    let web = Arc::new(WebSearch::new(provider, embedder, options));
+    let Fixture { store, model, chat, lina } = conversation(model);
+    Fixture { store, model, chat: chat.with_web(web), lina }
 }
 
 /// Loopback allowed for the fixture server's own host only, so redirects elsewhere are checked.
@@ -219,6 +310,21 @@ fn a_chinese_question_ranks_the_chinese_page_first() {
     let report = outcome.web.unwrap();
     assert_eq!(report.queries, ["潮汐是怎么形成的？和月球的引力有关吗？"]);
     assert_eq!(report.queries_by, Some(QueriesBy::UserWords));
+}
+
+#[test]
+fn passages_from_gbk_and_windows_1252_pages_reach_the_prompt_as_written() {
+    let server = WebServer::start();
+    server.set_results(&[web::GBK, web::WINDOWS_1252]);
+    let f = fixture(&server, EchoModel::new(), options(&server).with_model_queries(false));
+    let outcome = ask(&f, "When do spring tides come? 大潮什么时候出现？");
+    let titles: Vec<&str> = outcome.sources.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(titles.len(), 2, "{:?}", outcome.sources);
+    assert!(titles.contains(&"大潮和小潮") && titles.contains(&"Tides at the café"), "{titles:?}");
+    let question = &outcome.prompt.last().unwrap().content;
+    assert!(question.contains(web::GBK_FACT), "{question}");
+    assert!(question.contains(web::WINDOWS_1252_FACT), "{question}");
+    assert!(!question.contains('\u{fffd}'), "{question}");
 }
 
 #[test]
@@ -333,23 +439,15 @@ fn sources_stay_within_their_share_and_the_rest_is_reported() {
 
 #[test]
 fn web_without_a_search_service_is_a_clear_error() {
-    let store = Arc::new(InMemoryStore::new());
-    let new = NewUser {
-        username: "lina".into(),
-        password: "a long enough password".into(),
-        email: None,
-        role: UserRole::User,
-    };
-    let lina = store.create_user(&new).unwrap().actor();
-    let bank = Arc::new(MemoryBank::new(store.clone(), None));
-    let chat = Conversation::new(Arc::new(EchoModel::new()), store.clone(), store.clone(), bank);
-    let session = store.create_session(&lina, "").unwrap().id;
+    let f = conversation(EchoModel::new());
+    let session = f.store.create_session(&f.lina, "").unwrap().id;
     let turn = TurnOptions::default().with_web(true);
-    let err = chat
-        .turn_with(&lina, session, "hi", &GenerationParams::greedy(), &turn, &mut |_| {
+    let err = f
+        .chat
+        .turn_with(&f.lina, session, "hi", &GenerationParams::greedy(), &turn, &mut |_| {
             ControlFlow::Continue(())
         })
         .unwrap_err();
     assert!(matches!(err, ChatError::WebNotConfigured), "{err:?}");
-    assert!(store.list_messages(&lina, session).unwrap().is_empty());
+    assert!(f.store.list_messages(&f.lina, session).unwrap().is_empty());
 }

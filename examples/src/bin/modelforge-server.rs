@@ -244,7 +244,7 @@ fn load(
     );
     let model = pool.get(None).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
-    let web = setup::open_web(&args.web)?;
+    let web = setup::open_web(&args.web, embedder.clone())?;
     let served_embedder = embedder
         .clone()
         .map(|embedder| ServedEmbedder { name: embedder_name(args.embedder.as_deref()), embedder });

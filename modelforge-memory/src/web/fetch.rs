@@ -12,6 +12,8 @@ use std::time::Instant;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use super::decode::decode_page;
+
 /// How pages are fetched. `Default`: 512 KiB per page, 5 redirects, public addresses only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -40,8 +42,11 @@ impl Default for FetchOptions {
 pub struct Page {
     /// Where the page was found, after redirects.
     pub url: String,
-    /// The body as text (invalid UTF-8 replaced).
+    /// The body as text, decoded by its BOM, the `Content-Type` header's charset or the page's
+    /// `<meta charset>` (else UTF-8); malformed bytes replaced.
     pub html: String,
+    /// The character encoding the body was decoded from (e.g. `UTF-8`, `GBK`).
+    pub encoding: &'static str,
     /// Whether the body was cut at [`FetchOptions::max_bytes`].
     pub truncated: bool,
 }
@@ -173,6 +178,8 @@ impl PageFetcher {
                 return Err(FetchError::Status { url: current.to_string(), status });
             }
             let content_type = response.body().mime_type().unwrap_or("text/html").to_owned();
+            let header = response.headers().get("content-type").and_then(|v| v.to_str().ok());
+            let header = header.map(str::to_owned);
             if !(content_type.starts_with("text/") || content_type.contains("xml")) {
                 return Err(FetchError::NotHtml { url: current.to_string(), content_type });
             }
@@ -185,8 +192,8 @@ impl PageFetcher {
                 .map_err(|err| io_error(&current, &err, deadline))?;
             let truncated = bytes.len() > cap;
             bytes.truncate(cap);
-            let html = String::from_utf8_lossy(&bytes).into_owned();
-            return Ok(Page { url: current.to_string(), html, truncated });
+            let (html, encoding) = decode_page(&bytes, header.as_deref());
+            return Ok(Page { url: current.to_string(), html, encoding, truncated });
         }
         Err(FetchError::Redirect {
             url: url.to_owned(),

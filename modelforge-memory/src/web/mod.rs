@@ -8,6 +8,7 @@
 //! that was left). Search results and extracted pages are cached for a while, so a follow-up
 //! question about the same thing costs no network.
 
+mod decode;
 mod extract;
 mod fetch;
 mod passages;
@@ -21,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use modelforge_core::{ChatMessage, Embedder, LoadedModel, SearchHit, SearchProvider, WebSearchOptions};
 
+pub use decode::{decode_page, prescan};
 pub use extract::{Extracted, extract};
 pub use fetch::{FetchError, FetchOptions, Page, PageFetcher, not_public};
-pub use passages::{Passage, rank, split};
+pub use passages::{EMBED_AT_MOST, EMBED_TOKENS, PASSAGES_PER_PAGE, Passage, rank, split};
 pub use providers::{JsonFields, JsonProvider, SearxngProvider};
 pub use queries::{QUERIES_GRAMMAR, write_queries};
 

@@ -32,16 +32,19 @@ pub struct Passage {
 pub fn split(page: usize, paragraphs: &[String]) -> Vec<Passage> {
     let mut out = Vec::new();
     let mut current = String::new();
-    let mut push = |text: &mut String| {
+    let push = |out: &mut Vec<Passage>, text: &mut String| {
         if !text.trim().is_empty() {
             out.push(Passage { page, text: std::mem::take(text), score: 0.0 });
         }
         text.clear();
     };
     for paragraph in paragraphs {
+        if out.len() >= PASSAGES_PER_PAGE {
+            break; // the rest of a long page is not read
+        }
         for piece in sentences_within(paragraph, MAX_CHARS) {
             if !current.is_empty() && current.chars().count() + piece.chars().count() > TARGET_CHARS {
-                push(&mut current);
+                push(&mut out, &mut current);
             }
             if !current.is_empty() {
                 current.push('\n');
@@ -49,7 +52,7 @@ pub fn split(page: usize, paragraphs: &[String]) -> Vec<Passage> {
             current.push_str(piece);
         }
     }
-    push(&mut current);
+    push(&mut out, &mut current);
     out.truncate(PASSAGES_PER_PAGE);
     out
 }
@@ -85,10 +88,18 @@ fn sentences_within(text: &str, max: usize) -> Vec<&str> {
 /// and embedding them all would cost seconds on a small CPU.
 pub const EMBED_AT_MOST: usize = 8;
 
+/// The tokens of a passage the embedder reads, special tokens included: its start says what
+/// it is about, all-MiniLM-L6-v2 was trained on texts this short, and a transformer's cost
+/// grows faster than its input (a 900-character Chinese passage is 512 tokens whole).
+pub const EMBED_TOKENS: usize = 128;
+
 /// Scores `passages` against `question` and sorts them best first: the share of the
-/// question's keywords a passage holds, plus, for the [`EMBED_AT_MOST`] best by keywords, its
-/// cosine similarity to the question when an embedder is given (an embedder that fails leaves
-/// keywords alone to decide).
+/// question's keywords a passage holds, plus, for the [`EMBED_AT_MOST`] best by keywords, the
+/// cosine similarity of its first [`EMBED_TOKENS`] tokens to the question when an embedder is
+/// given (an embedder that fails leaves keywords alone to decide).
+///
+/// The question is embedded alone and the passages in order of length, so no text is padded
+/// to a much longer one.
 pub fn rank(question: &str, passages: &mut [Passage], embedder: Option<&dyn Embedder>) {
     let wanted: HashSet<String> = terms(question).into_iter().collect();
     for passage in passages.iter_mut() {
@@ -99,19 +110,69 @@ pub fn rank(question: &str, passages: &mut [Passage], embedder: Option<&dyn Embe
     passages.sort_by(|a, b| b.score.total_cmp(&a.score));
     if let Some(embedder) = embedder.filter(|_| !passages.is_empty()) {
         let embedded = passages.len().min(EMBED_AT_MOST);
-        let mut texts: Vec<&str> = vec![question];
-        texts.extend(passages[..embedded].iter().map(|p| p.text.as_str()));
-        match embedder.embed(&texts) {
-            Ok(vectors) if vectors.len() == texts.len() => {
-                for (passage, vector) in passages[..embedded].iter_mut().zip(&vectors[1..]) {
-                    passage.score += vectors[0].iter().zip(vector).map(|(a, b)| a * b).sum::<f32>();
+        match similarities(question, &passages[..embedded], embedder) {
+            Ok(similarities) => {
+                for (passage, similarity) in passages.iter_mut().zip(similarities) {
+                    passage.score += similarity;
                 }
             }
-            Ok(_) => tracing::warn!("the embedder returned the wrong number of vectors; ranking by keywords"),
             Err(err) => tracing::warn!(%err, "embedding passages failed; ranking by keywords"),
         }
     }
     passages.sort_by(|a, b| b.score.total_cmp(&a.score));
+}
+
+/// The cosine similarity of each passage's head to `question`, in the passages' order.
+fn similarities(question: &str, passages: &[Passage], embedder: &dyn Embedder) -> Result<Vec<f32>, String> {
+    let question = embedder.embed(&[question]).map_err(|e| e.to_string())?;
+    let question = question.first().ok_or("the embedder returned no vector")?;
+    let heads: Vec<&str> = passages.iter().map(|p| head(&p.text, EMBED_TOKENS, embedder)).collect();
+    let mut order: Vec<usize> = (0..heads.len()).collect();
+    order.sort_by_key(|&i| heads[i].len());
+    let sorted: Vec<&str> = order.iter().map(|&i| heads[i]).collect();
+    let vectors = embedder.embed(&sorted).map_err(|e| e.to_string())?;
+    if vectors.len() != sorted.len() {
+        return Err("the embedder returned the wrong number of vectors".into());
+    }
+    let mut out = vec![0.0; heads.len()];
+    for (&i, vector) in order.iter().zip(&vectors) {
+        out[i] = question.iter().zip(vector).map(|(a, b)| a * b).sum();
+    }
+    Ok(out)
+}
+
+/// The start of `text` that the embedder reads as at most `tokens` tokens, cut at a word
+/// boundary where there is one; the whole text if the embedder cannot count its tokens and
+/// the text is short. Without a count, a token is taken as 4 characters of alphabetic text
+/// and 1 of Chinese.
+fn head<'t>(text: &'t str, tokens: usize, embedder: &dyn Embedder) -> &'t str {
+    let mut cut = text;
+    for _ in 0..4 {
+        let counted = embedder.count_tokens(cut).unwrap_or_else(|| estimate_tokens(cut));
+        if counted <= tokens {
+            return cut;
+        }
+        // Proportionally shorter, with a margin, then back to the last space if it is near.
+        let chars = cut.chars().count() * (tokens.saturating_sub(4)) / counted;
+        let end = cut.char_indices().nth(chars.max(1)).map_or(cut.len(), |(i, _)| i);
+        let at_space = cut[..end].rfind(char::is_whitespace).filter(|&i| i * 5 > end * 4);
+        cut = &cut[..at_space.unwrap_or(end)];
+    }
+    cut
+}
+
+/// A rough token count for an embedder that cannot count: CJK characters one each, other
+/// text a token per 4 characters.
+fn estimate_tokens(text: &str) -> usize {
+    let (mut cjk, mut other) = (0usize, 0usize);
+    for c in text.chars() {
+        if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{f900}'..='\u{faff}').contains(&c) {
+            cjk += 1;
+        } else {
+            other += 1;
+        }
+    }
+    cjk + other.div_ceil(4) + 2
 }
 
 #[cfg(test)]
@@ -139,5 +200,70 @@ mod tests {
         rank("How tall is the Eiffel Tower?", &mut passages, None);
         assert_eq!(passages[0].page, 1);
         assert!(passages[0].score > passages[1].score);
+    }
+
+    /// Records what it is asked to embed; a text's vector says whether it mentions the Moon.
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::sync::Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Embedder for Recorder {
+        fn dimensions(&self) -> usize {
+            2
+        }
+
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, modelforge_core::BackendError> {
+            self.calls.lock().unwrap().push(texts.iter().map(|t| (*t).to_owned()).collect());
+            Ok(texts
+                .iter()
+                .map(|t| if t.contains("Moon") { vec![1.0, 0.0] } else { vec![0.0, 1.0] })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn the_question_is_embedded_alone_and_the_best_passages_by_their_heads_shortest_first() {
+        let filler = "Waves, weather and ships along the coast. ".repeat(40);
+        let mut passages: Vec<Passage> = (0..12)
+            .map(|i| Passage { page: i, text: format!("Tides {i}. {}", &filler[..100 + i * 50]), score: 0.0 })
+            .collect();
+        passages.push(Passage {
+            page: 99,
+            text: format!("Tides happen as the Moon pulls. {filler}"),
+            score: 0.0,
+        });
+        let embedder = Recorder::default();
+        rank("Why do tides happen? The Moon?", &mut passages, Some(&embedder));
+        let calls = embedder.calls.lock().unwrap();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0], ["Why do tides happen? The Moon?"]);
+        assert_eq!(calls[1].len(), EMBED_AT_MOST);
+        let lengths: Vec<usize> = calls[1].iter().map(String::len).collect();
+        assert!(lengths.is_sorted(), "{lengths:?}");
+        for text in &calls[1] {
+            assert!(estimate_tokens(text) <= EMBED_TOKENS, "{} tokens: {text}", estimate_tokens(text));
+            // Each is the start of a passage, cut before a space.
+            let whole =
+                passages.iter().find(|p| p.text.starts_with(text.as_str())).expect("a passage's head");
+            assert!(whole.text[text.len()..].chars().next().is_none_or(char::is_whitespace), "{text}");
+        }
+        assert!(calls[1].iter().any(|t| passages.iter().all(|p| p.text != *t)), "some heads were cut");
+        // The passage about the Moon holds both keywords and is closest in meaning.
+        assert_eq!(passages[0].page, 99);
+        assert!(passages[0].score > 1.9, "{}", passages[0].score);
+    }
+
+    #[test]
+    fn heads_are_cut_at_words_or_chinese_characters() {
+        let embedder = Recorder::default();
+        let english = "word ".repeat(1000);
+        let head_en = head(&english, 128, &embedder);
+        assert!(estimate_tokens(head_en) <= 128 && estimate_tokens(head_en) > 100, "{}", head_en.len());
+        assert!(head_en.ends_with("word"), "{head_en:?}");
+        let chinese = "潮汐是由月球引起的。".repeat(100);
+        let head_zh = head(&chinese, 128, &embedder);
+        assert!((100..=128).contains(&head_zh.chars().count()), "{}", head_zh.chars().count());
+        assert_eq!(head("short", 128, &embedder), "short");
     }
 }

@@ -120,7 +120,7 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
         ..GenerationParams::default()
     };
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
-    let web = setup::open_web(&args.web_args)?;
+    let web = setup::open_web(&args.web_args, embedder.clone())?;
     let bank = Arc::new(MemoryBank::new(store.clone(), embedder));
     let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
     if args.llm_memory {

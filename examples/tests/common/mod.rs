@@ -123,8 +123,13 @@ pub async fn serve_with(setup: Setup) -> Server {
     if let Some(prompt) = setup.system_prompt {
         chat = chat.with_options(ChatOptions::default().with_system_prompt(prompt));
     }
-    let web = WebArgs { search_url: setup.search_url, web_allow_private: true, web_deadline: 20 };
-    if let Some(web) = setup::open_web(&web).unwrap() {
+    let web = WebArgs {
+        search_url: setup.search_url,
+        web_allow_private: true,
+        web_deadline: 20,
+        ..WebArgs::default()
+    };
+    if let Some(web) = setup::open_web(&web, None).unwrap() {
         chat = chat.with_web(web);
     }
     let mut state = AppState::new(Arc::clone(&store), Arc::new(pool), memory, chat);

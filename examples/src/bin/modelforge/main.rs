@@ -40,7 +40,7 @@ enum Command {
         command: UserCommand,
     },
     /// Chat with a model: one turn with --message, else an interactive session.
-    Chat(chat::ChatArgs),
+    Chat(Box<chat::ChatArgs>),
     /// Measure prompt processing and generation speed, like llama-bench.
     Bench(bench::BenchArgs),
     /// List a user's sessions.
@@ -146,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created {} `{}` ({})", user.role, user.username, user.id);
             Ok(())
         }
-        Command::Chat(args) => chat::run(&data_dir, open_store()?, args),
+        Command::Chat(args) => chat::run(&data_dir, open_store()?, *args),
         Command::Bench(args) => bench::run(args),
         Command::Sessions { user, json } => {
             let store = open_store()?;

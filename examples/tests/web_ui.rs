@@ -37,7 +37,7 @@ const PATIENCE: Duration = Duration::from_secs(150);
 /// slow each other's replies past any sensible wait.
 static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// A prompt SmolLM2 answers at length, for replies still running when the test acts.
-const COUNTING: &str = "Count from 1 to 300, separated by commas.";
+const COUNTING: &str = "Count from 1 to 1000, separated by commas.";
 /// Messages that would run script if the page put them into the DOM as HTML.
 const XSS: &str = "<img src=x onerror=\"window.__xss = 1\"> and <script>window.__xss = 2</script>";
 /// The rename button of the highlighted chat.
@@ -641,7 +641,8 @@ async fn memory_panel_and_injection(page: &Page) {
 
 /// A long answer goes on across a reload, shows up again streaming, and stops on request.
 async fn reload_mid_answer_then_stop(page: &Page) {
-    page.settings(300, "light").await;
+    // Long enough that the stop lands mid-answer on a quiet machine too (~90 tokens/s).
+    page.settings(1500, "light").await;
     let session = page.current_session().await;
     page.send(COUNTING).await;
     page.until(

@@ -542,6 +542,89 @@ async fn api_keys_are_shown_once_work_on_both_apis_and_die_when_revoked() {
     assert_eq!(api.get("/api/keys", &alice).await.1["data"], json!([]));
 }
 
+/// The `data:` events of a server-sent event stream, without the final `[DONE]`, which must
+/// be there.
+fn sse_events(body: &str) -> Vec<Value> {
+    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+/// With tools and `tool_choice: "auto"` the model decides: an answer that is a call streams as
+/// `tool_calls` deltas (id, type and name first, then the arguments in pieces) with
+/// `finish_reason: "tool_calls"` and never as content; an answer that only starts like one
+/// (`{"note": ...}`) comes out as content once it is clearly not a call. The model is the echo
+/// test double answering what the test scripts (SmolLM2-135M answers these requests as text,
+/// so it cannot show the call path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_auto_tool_choice_a_streamed_call_comes_as_tool_call_deltas() {
+    let call =
+        r#"<tool_call> {"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}} </tool_call>"#;
+    let not_a_call = r#"{"note": "the weather is fine"}"#;
+    let echo = modelforge_testkit::echo_model::EchoModel::new().with_replies([call, not_a_call, call]);
+    let served = common::serve_with(Setup { model: Some(Arc::new(echo)), ..Setup::default() }).await;
+    let api = Api::new(served.base);
+    let alice = token(&api.register("alice").await);
+    let request = |stream: bool| {
+        json!({
+            "model": MODEL, "stream": stream, "tool_choice": "auto",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+                "type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}}}}}],
+        })
+    };
+    let stream = |body: Value| {
+        let api = api.clone();
+        let alice = alice.clone();
+        async move {
+            let response =
+                api.request(Method::POST, "/v1/chat/completions", &alice).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            sse_events(&response.text().await.unwrap())
+        }
+    };
+
+    let events = stream(request(true)).await;
+    let ids: HashSet<&str> = events.iter().map(|e| text(&e["id"])).collect();
+    assert_eq!(ids.len(), 1, "one id for every chunk: {events:?}");
+    let deltas: Vec<&Value> = events.iter().map(|e| &e["choices"][0]["delta"]).collect();
+    assert!(deltas.iter().all(|d| d["content"].as_str().is_none_or(str::is_empty)), "no content: {events:?}");
+    let calls: Vec<&Value> = deltas.iter().filter_map(|d| d["tool_calls"].get(0)).collect();
+    assert!(calls.len() >= 2, "the call, then its arguments: {events:?}");
+    assert_eq!((&calls[0]["index"], &calls[0]["type"]), (&json!(0), &json!("function")), "{events:?}");
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    assert!(text(&calls[0]["id"]).starts_with("call_"), "{events:?}");
+    let arguments: String =
+        calls.iter().map(|c| c["function"]["arguments"].as_str().unwrap_or_default()).collect();
+    let arguments: Value = serde_json::from_str(&arguments).unwrap();
+    assert_eq!(arguments, json!({"city": "Paris", "unit": "c"}));
+    let finishes: Vec<&Value> =
+        events.iter().map(|e| &e["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    assert_eq!(finishes, [&json!("tool_calls")], "{events:?}");
+
+    // Text that only began like a call is content in the end, all of it.
+    let events = stream(request(true)).await;
+    let content: String =
+        events.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, not_a_call);
+    assert!(events.iter().all(|e| e["choices"][0]["delta"]["tool_calls"].is_null()), "{events:?}");
+    let finishes: Vec<&Value> =
+        events.iter().map(|e| &e["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    assert_eq!(finishes, [&json!("stop")], "{events:?}");
+
+    // The same call whole.
+    let (status, whole) = api.post("/v1/chat/completions", &alice, request(false)).await;
+    assert_eq!(status, 200, "{whole}");
+    let choice = &whole["choices"][0];
+    assert_eq!(
+        (&choice["finish_reason"], &choice["message"]["content"]),
+        (&json!("tool_calls"), &Value::Null)
+    );
+    let function = &choice["message"]["tool_calls"][0]["function"];
+    assert_eq!(function["name"], "get_weather");
+    assert_eq!(serde_json::from_str::<Value>(text(&function["arguments"])).unwrap(), arguments);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sessions and malformed requests
 

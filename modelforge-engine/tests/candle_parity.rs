@@ -43,16 +43,19 @@ fn candle_gguf() -> Arc<dyn LoadedModel> {
 /// The GGUF's weights dequantized into a safetensors directory, loaded by candle. The
 /// directory lives for the whole test binary.
 fn candle_safetensors() -> Arc<dyn LoadedModel> {
-    static MODEL: OnceLock<(tempfile::TempDir, Arc<dyn LoadedModel>)> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            common::export::export_gguf_as_safetensors(&modelforge_testkit::smollm2_gguf(), dir.path());
-            let model = CandleBackend::new().load(dir.path(), &options()).unwrap();
-            (dir, model)
-        })
-        .1
-        .clone()
+    static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
+    MODEL.get_or_init(|| CandleBackend::new().load(export_dir(), &options()).unwrap()).clone()
+}
+
+/// The directory of [`candle_safetensors`], exported once per test binary.
+fn export_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        common::export::export_gguf_as_safetensors(&modelforge_testkit::smollm2_gguf(), dir.path());
+        dir
+    })
+    .path()
 }
 
 /// English, Chinese, emoji, code, whitespace runs, digits, special tokens and mixtures.
@@ -188,6 +191,30 @@ fn the_dequantized_safetensors_export_agrees_with_the_quantized_gguf() {
     assert_eq!(model.tokenize(CORPUS[3], false).unwrap(), candle_gguf().tokenize(CORPUS[3], false).unwrap());
     let prompt = model.render_chat(&[ChatMessage::user("Hi")], true).unwrap();
     assert!(prompt.starts_with("<|im_start|>system\n"), "the chat template comes from tokenizer_config.json");
+}
+
+/// transformers 5 saves SmolLM2's tied embeddings once, as `lm_head.weight`: such a directory
+/// loads, and computes exactly what the export with `model.embed_tokens.weight` computes.
+#[test]
+fn tied_embeddings_saved_as_the_output_layer_load_as_the_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(export_dir().join(file), dir.path().join(file)).unwrap();
+    }
+    let cpu = candle_core::Device::Cpu;
+    let mut tensors = candle_core::safetensors::load(export_dir().join("model.safetensors"), &cpu).unwrap();
+    let embeddings = tensors.remove("model.embed_tokens.weight").unwrap();
+    tensors.insert("lm_head.weight".to_owned(), embeddings);
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+
+    let renamed = CandleBackend::new().load_model(dir.path(), &options()).unwrap();
+    let export = CandleBackend::new().load_model(export_dir(), &options()).unwrap();
+    let prompt = export.tokenize("The capital of France is", true).unwrap();
+    let continuation = export.tokenize(" Paris, which is", false).unwrap();
+    assert_eq!(
+        renamed.forced_logits(&prompt, &continuation).unwrap(),
+        export.forced_logits(&prompt, &continuation).unwrap()
+    );
 }
 
 /// What teacher forcing found over some steps.

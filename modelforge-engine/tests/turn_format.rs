@@ -112,47 +112,60 @@ fn render(format: TurnFormat, bos: &str, eos: &str) -> String {
 /// The built-in templates write what each family's own template writes.
 #[test]
 fn the_built_in_templates_render_each_family_s_turns() {
-    assert_eq!(
-        render(TurnFormat::Gemma, "<bos>", "<eos>"),
-        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n\
-         <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
-    );
-    assert_eq!(
-        render(TurnFormat::Llama3, "<|begin_of_text|>", "<|eot_id|>"),
-        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
-         <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n\
-         Hello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>\
-         <|start_header_id|>assistant<|end_header_id|>\n\n"
-    );
-    assert_eq!(
-        render(TurnFormat::ChatMl, "", ""),
-        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n\
-         Hello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n"
-    );
-    assert_eq!(
-        render(TurnFormat::Llama2, "<s>", "</s>"),
-        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]"
-    );
-    assert_eq!(
-        render(TurnFormat::Mistral, "<s>", "</s>"),
-        "<s>[INST] Be brief.\n\nHi [/INST]Hello!</s>[INST] Bye [/INST]"
-    );
-    assert_eq!(
-        render(TurnFormat::Phi3, "<s>", "</s>"),
-        "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n"
-    );
-    assert_eq!(
-        render(TurnFormat::Zephyr, "<s>", "</s>"),
-        "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello!</s>\n<|user|>\nBye</s>\n<|assistant|>\n"
-    );
-    assert_eq!(
-        render(TurnFormat::DeepSeek, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
-        "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>Hello!<｜end▁of▁sentence｜><｜User｜>Bye<｜Assistant｜>"
-    );
-    assert_eq!(
-        render(TurnFormat::Plain, "", ""),
-        "Be brief.\n\nUser: Hi\nAssistant: Hello!\nUser: Bye\nAssistant:"
-    );
+    let cases: &[(TurnFormat, &str, &str, &str)] = &[
+        (
+            TurnFormat::Gemma,
+            "<bos>",
+            "<eos>",
+            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n\
+             <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n",
+        ),
+        (
+            TurnFormat::Llama3,
+            "<|begin_of_text|>",
+            "<|eot_id|>",
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+             <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n\
+             Hello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>\
+             <|start_header_id|>assistant<|end_header_id|>\n\n",
+        ),
+        (
+            TurnFormat::ChatMl,
+            "",
+            "",
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n\
+             Hello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n",
+        ),
+        (
+            TurnFormat::Llama2,
+            "<s>",
+            "</s>",
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] Bye [/INST]",
+        ),
+        (TurnFormat::Mistral, "<s>", "</s>", "<s>[INST] Be brief.\n\nHi [/INST]Hello!</s>[INST] Bye [/INST]"),
+        (
+            TurnFormat::Phi3,
+            "<s>",
+            "</s>",
+            "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n<|user|>\nBye<|end|>\n<|assistant|>\n",
+        ),
+        (
+            TurnFormat::Zephyr,
+            "<s>",
+            "</s>",
+            "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\nHello!</s>\n<|user|>\nBye</s>\n<|assistant|>\n",
+        ),
+        (
+            TurnFormat::DeepSeek,
+            "<｜begin▁of▁sentence｜>",
+            "<｜end▁of▁sentence｜>",
+            "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>Hello!<｜end▁of▁sentence｜><｜User｜>Bye<｜Assistant｜>",
+        ),
+        (TurnFormat::Plain, "", "", "Be brief.\n\nUser: Hi\nAssistant: Hello!\nUser: Bye\nAssistant:"),
+    ];
+    for (format, bos, eos, expected) in cases {
+        assert_eq!(render(*format, bos, eos), *expected, "{format:?}");
+    }
 }
 
 fn info_of(gguf: &GgufFile) -> modelforge_core::ModelInfo {

@@ -53,6 +53,8 @@ pub struct Setup {
     /// The SearXNG-style search service web search uses (private addresses allowed);
     /// `None`: no web search.
     pub search_url: Option<String>,
+    /// The model served as [`MODEL`]; SmolLM2 ([`model`]) when `None`.
+    pub model: Option<Arc<dyn LoadedModel>>,
 }
 
 impl Default for Setup {
@@ -63,6 +65,7 @@ impl Default for Setup {
             system_prompt: Some(SYSTEM_PROMPT),
             hub: None,
             search_url: None,
+            model: None,
         }
     }
 }
@@ -91,7 +94,7 @@ pub async fn serve_with(setup: Setup) -> Server {
         Some(store) => store,
         None => Arc::new(SqliteStore::open(&db, options()).unwrap()) as Arc<dyn SessionStore>,
     };
-    let model = tokio::task::block_in_place(model);
+    let model = setup.model.unwrap_or_else(|| tokio::task::block_in_place(model));
     let path = modelforge_testkit::smollm2_gguf();
     let served = CachedModel {
         name: MODEL.into(),

@@ -173,6 +173,13 @@ pub(crate) fn load_safetensors(dir: &Path, config: &Config) -> Result<Weights, B
             .map_err(|e| load_error(file, format!("not a valid safetensors file: {e}")))?;
         tensors.extend(part);
     }
+    // transformers 5 saves tied embeddings once, under the output layer's name.
+    if config.tie_word_embeddings
+        && !tensors.contains_key(EMBEDDINGS)
+        && let Some(output) = tensors.get("lm_head.weight").cloned()
+    {
+        tensors.insert(EMBEDDINGS.to_owned(), output);
+    }
     for (name, shape) in expected_tensors(config) {
         let found = tensors.get(&name).ok_or_else(|| {
             load_error(dir, format!("no safetensors file in the directory holds tensor `{name}`"))
@@ -190,6 +197,9 @@ pub(crate) fn load_safetensors(dir: &Path, config: &Config) -> Result<Weights, B
     Ok(Weights::Full { model, config: config.clone() })
 }
 
+/// The input embeddings' tensor, which tied models also use as their output layer.
+const EMBEDDINGS: &str = "model.embed_tokens.weight";
+
 /// Hugging Face llama tensor names and shapes for `config`.
 fn expected_tensors(c: &Config) -> Vec<(String, Vec<usize>)> {
     let hidden = c.hidden_size;
@@ -197,7 +207,7 @@ fn expected_tensors(c: &Config) -> Vec<(String, Vec<usize>)> {
     let q = c.num_attention_heads * head_dim;
     let kv = c.num_key_value_heads * head_dim;
     let mut out = vec![
-        ("model.embed_tokens.weight".to_owned(), vec![c.vocab_size, hidden]),
+        (EMBEDDINGS.to_owned(), vec![c.vocab_size, hidden]),
         ("model.norm.weight".to_owned(), vec![hidden]),
     ];
     if !c.tie_word_embeddings {

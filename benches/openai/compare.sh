@@ -29,8 +29,12 @@ target="${CARGO_TARGET_DIR:-$HOME/.cache/modelforge/target}"
 
 if ! "$venv/bin/python" -c "import llama_cpp.server, openai" >/dev/null 2>&1; then
   python3 -m venv "$venv"
-  # CPU only, tuned for this machine like our llama.cpp (target-cpu=native → GGML_NATIVE).
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF" "$venv/bin/pip" install -q "llama-cpp-python[server]" openai
+  # CPU only, tuned for this machine like our llama.cpp (target-cpu=native → GGML_NATIVE),
+  # and like ours without the AMX kernels, which crash on the first matrix multiplication in
+  # sandboxed machines with AMX (see .cargo/config.toml).
+  no_amx="-U__AMX_INT8__ -U__AMX_TILE__ -U__AMX_BF16__"
+  CFLAGS="$no_amx" CXXFLAGS="$no_amx" CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF" \
+    "$venv/bin/pip" install -q "llama-cpp-python[server]" openai
 fi
 if [ -z "${SERVER_BIN:-}" ]; then
   CARGO_TARGET_DIR="$target" cargo build --release -q -p modelforge-examples --bin modelforge-server --bin modelforge

@@ -405,7 +405,7 @@ impl WebArgs {
 
 /// The web search for `args`, or `None` when no search service is configured. Passages are
 /// ranked by keywords and, when `embedder` is given (the one memory search uses), by meaning:
-/// the best 8 by keywords, each cut to its first 128 tokens (see `web-bench`).
+/// the best 6 by keywords, each cut to its first 96 tokens (see `web-bench`).
 pub fn open_web(
     args: &WebArgs,
     embedder: Option<Arc<dyn Embedder>>,

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! With an embedder, it also shows where ranking's time goes: the passages of one search
-//! embedded as the first version did (the question and the 8 best passages whole, in one batch
+//! embedded as the first version did (the question and the best passages whole, in one batch
 //! padded to the longest) against the question alone plus the passages' first
 //! [`EMBED_TOKENS`] tokens sorted by length, as `rank` does now.
 

@@ -85,13 +85,16 @@ fn sentences_within(text: &str, max: usize) -> Vec<&str> {
 }
 
 /// At most this many passages (the best by keywords) are embedded: a long page has hundreds,
-/// and embedding them all would cost seconds on a small CPU.
-pub const EMBED_AT_MOST: usize = 8;
+/// and embedding them all would cost seconds on a small CPU. As many as a prompt takes by
+/// default ([`WebOptions::max_passages`](crate::WebOptions::max_passages)): 8 cost a third
+/// more time and a turn's search went over its 300 ms budget (`web-bench`).
+pub const EMBED_AT_MOST: usize = 6;
 
-/// The tokens of a passage the embedder reads, special tokens included: its start says what
-/// it is about, all-MiniLM-L6-v2 was trained on texts this short, and a transformer's cost
-/// grows faster than its input (a 900-character Chinese passage is 512 tokens whole).
-pub const EMBED_TOKENS: usize = 128;
+/// The tokens of a passage the embedder reads, special tokens included: its start (about 70
+/// English words) says what it is about, all-MiniLM-L6-v2 was trained on texts of at most 128
+/// tokens, and a transformer's cost grows faster than its input (a 900-character Chinese
+/// passage is 512 tokens whole).
+pub const EMBED_TOKENS: usize = 96;
 
 /// Scores `passages` against `question` and sorts them best first: the share of the
 /// question's keywords a passage holds, plus, for the [`EMBED_AT_MOST`] best by keywords, the

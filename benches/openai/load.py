@@ -1,7 +1,7 @@
 """One client load against an OpenAI-compatible server, through the official `openai` client.
 
     python load.py BASE_URL MODEL [--key KEY] [--streams 1,8] [--max-tokens 128]
-                   [--mode free|json_schema|tool] [--label NAME]
+                   [--mode free|json_schema|tool] [--label NAME] [--client openai|raw]
 
 For each concurrency N: N threads each stream one chat completion of up to MAX_TOKENS tokens at
 once (after one warm-up request). Prints one JSON line per N: aggregate completion tokens per
@@ -12,14 +12,20 @@ token, and how many streams came back empty.
 `--mode json_schema` asks for the same story as JSON under a schema (`response_format`), and
 `--mode tool` as the argument of a forced tool call: both constrained by a grammar, to compare
 with `free` generation.
+
+`--client raw` reads the same requests' event streams with `http.client` and `json` instead of
+the official client, whose parsing of every chunk takes CPU from the two cores the server
+generates on: what is left is the servers' own difference.
 """
 
 import argparse
+import http.client
 import json
 import os
 import statistics
 import threading
 import time
+import urllib.parse
 
 import openai
 
@@ -66,6 +72,40 @@ def one_stream(client, model, max_tokens, mode, out):
     out.append({"ttft": first, "tokens": tokens, "seconds": time.monotonic() - started})
 
 
+class RawClient:
+    """The same requests as `one_stream`, read with the standard library only."""
+
+    def __init__(self, base_url, key):
+        self.url = urllib.parse.urlsplit(base_url)
+        self.key = key
+
+
+def one_raw_stream(client, model, max_tokens, mode, out):
+    body = dict(model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
+                temperature=0.7, seed=len(out), stream=True, stream_options={"include_usage": True}, **MODES[mode])
+    started = time.monotonic()
+    first = None
+    pieces = 0
+    usage = None
+    connection = http.client.HTTPConnection(client.url.hostname, client.url.port, timeout=600)
+    connection.request("POST", "/v1/chat/completions", json.dumps(body),
+                       {"content-type": "application/json", "authorization": f"Bearer {client.key}"})
+    response = connection.getresponse()
+    for line in response:
+        if not line.startswith(b"data: {"):
+            continue
+        chunk = json.loads(line[6:])
+        usage = chunk.get("usage") or usage
+        delta = chunk["choices"][0].get("delta", {}) if chunk.get("choices") else {}
+        if delta.get("content") or delta.get("tool_calls"):
+            pieces += 1
+            if first is None:
+                first = time.monotonic() - started
+    connection.close()
+    tokens = usage["completion_tokens"] if usage else pieces
+    out.append({"ttft": first, "tokens": tokens, "seconds": time.monotonic() - started})
+
+
 def percentile(values, p):
     values = sorted(values)
     if not values:
@@ -75,9 +115,8 @@ def percentile(values, p):
 
 def round_of(client, model, streams, max_tokens, mode="free"):
     out = []
-    threads = [
-        threading.Thread(target=one_stream, args=(client, model, max_tokens, mode, out)) for _ in range(streams)
-    ]
+    target = one_raw_stream if isinstance(client, RawClient) else one_stream
+    threads = [threading.Thread(target=target, args=(client, model, max_tokens, mode, out)) for _ in range(streams)]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -115,13 +154,17 @@ def main():
     parser.add_argument("--label", default="")
     parser.add_argument("--mode", default="free", choices=sorted(MODES))
     parser.add_argument("--round", type=int, default=0, help="recorded in the output, for alternating runs")
+    parser.add_argument("--client", default="openai", choices=["openai", "raw"])
     args = parser.parse_args()
-    client = openai.OpenAI(base_url=args.base_url.rstrip("/") + "/v1", api_key=args.key, timeout=600, max_retries=0)
+    if args.client == "raw":
+        client = RawClient(args.base_url, args.key)
+    else:
+        client = openai.OpenAI(base_url=args.base_url.rstrip("/") + "/v1", api_key=args.key, timeout=600, max_retries=0)
     round_of(client, args.model, 1, 8, args.mode)  # warm-up
     for n in [int(s) for s in args.streams.split(",")]:
         load1 = os.getloadavg()[0]
         result = round_of(client, args.model, n, args.max_tokens, args.mode)
-        result.update(server=args.label, round=args.round, load1_before=round(load1, 2))
+        result.update(server=args.label, round=args.round, load1_before=round(load1, 2), client=args.client)
         print(json.dumps(result), flush=True)
 
 

@@ -561,7 +561,9 @@ async fn under_auto_tool_choice_a_streamed_call_comes_as_tool_call_deltas() {
     let call =
         r#"<tool_call> {"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}} </tool_call>"#;
     let not_a_call = r#"{"note": "the weather is fine"}"#;
-    let echo = modelforge_testkit::echo_model::EchoModel::new().with_replies([call, not_a_call, call]);
+    let forced = r#"{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}"#;
+    let echo =
+        modelforge_testkit::echo_model::EchoModel::new().with_replies([call, not_a_call, call, forced]);
     let served = common::serve_with(Setup { model: Some(Arc::new(echo)), ..Setup::default() }).await;
     let api = Api::new(served.base);
     let alice = token(&api.register("alice").await);
@@ -623,6 +625,21 @@ async fn under_auto_tool_choice_a_streamed_call_comes_as_tool_call_deltas() {
     let function = &choice["message"]["tool_calls"][0]["function"];
     assert_eq!(function["name"], "get_weather");
     assert_eq!(serde_json::from_str::<Value>(text(&function["arguments"])).unwrap(), arguments);
+
+    // A forced call streams as it is written: the header once the name is known, then each
+    // piece of the arguments the model writes (the echo model writes a word per piece), without
+    // the call's own closing brace.
+    let mut body = request(true);
+    body["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
+    let events = stream(body).await;
+    let calls: Vec<&Value> =
+        events.iter().filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0)).collect();
+    assert_eq!(calls[0]["function"], json!({"name": "get_weather", "arguments": ""}), "{events:?}");
+    let pieces: Vec<&str> = calls[1..].iter().map(|c| text(&c["function"]["arguments"])).collect();
+    assert_eq!(pieces, [r#"{"city":"#, r#" "Paris","#, r#" "unit":"#, r#" "c"}"#]);
+    let finishes: Vec<&Value> =
+        events.iter().map(|e| &e["choices"][0]["finish_reason"]).filter(|f| !f.is_null()).collect();
+    assert_eq!(finishes, [&json!("tool_calls")], "{events:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

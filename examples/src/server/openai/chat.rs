@@ -167,13 +167,18 @@ fn answer(generation: &Generation, tools: &[Tool], choice: &Choice) -> (Value, &
         && let Some((name, arguments)) = tools::parse_call(&generation.text, tools)
     {
         let call = json!({
-            "id": format!("call_{}", modelforge_core::MessageId::new().to_string().replace('-', "")),
+            "id": call_id(),
             "type": "function",
             "function": { "name": name, "arguments": arguments },
         });
         return (json!({ "role": "assistant", "content": null, "tool_calls": [call] }), "tool_calls");
     }
     (json!({ "role": "assistant", "content": generation.text }), generation.finish_reason.as_str())
+}
+
+/// A new tool call id, `call_` and 32 hex digits.
+fn call_id() -> String {
+    format!("call_{}", modelforge_core::MessageId::new().to_string().replace('-', ""))
 }
 
 /// `logprobs` of a choice or a chunk, in OpenAI's chat shape.
@@ -245,11 +250,70 @@ fn call_deltas(calls: &[Value]) -> Vec<Value> {
     deltas
 }
 
+/// The start of a forced call as its grammar writes it, `{"name": "...", "arguments": `: the
+/// name, and where the arguments begin in `text`. `None` until all of that has been written
+/// (or if the call is written another way; it is then sent whole at the end).
+fn call_start(text: &str) -> Option<(String, usize)> {
+    let rest = text.trim_start().strip_prefix('{')?.trim_start().strip_prefix("\"name\"")?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    // The name is a JSON string: it ends at the first quote that is not escaped.
+    let mut escaped = false;
+    let end = rest.char_indices().skip(1).find_map(|(i, c)| match c {
+        _ if escaped => {
+            escaped = false;
+            None
+        }
+        '\\' => {
+            escaped = true;
+            None
+        }
+        '"' => Some(i + 1),
+        _ => None,
+    })?;
+    let name: String = serde_json::from_str(&rest[..end]).ok()?;
+    let rest = rest[end..].trim_start().strip_prefix(',')?.trim_start().strip_prefix("\"arguments\"")?;
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    if rest.is_empty() {
+        return None; // the arguments' first character is not written yet
+    }
+    Some((name, text.len() - rest.len()))
+}
+
+/// Where a JSON value that starts `text` ends, if it has ended: after the bracket that closes
+/// its first one (the arguments of a call are an object).
+fn value_end(text: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' | '[' if !in_string => depth += 1,
+            '}' | ']' if !in_string => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A forced call whose arguments are streaming: where they begin in the text, and how much of
+/// the text has gone out.
+struct Streaming {
+    start: usize,
+    sent: usize,
+}
+
 /// Streams `chat.completion.chunk` events: the role first, then the text, the finish reason,
-/// `usage` if asked, and `[DONE]`. A forced tool call is held back until it is complete, and
-/// so is an answer to "auto" tools as long as it may still be a call; a call goes out as
-/// `tool_calls` deltas with the finish reason `tool_calls`. An error after the stream began is
-/// sent as a `{"error": ...}` event.
+/// `usage` if asked, and `[DONE]`. A forced tool call streams as OpenAI's do: its id and name
+/// once the name is written, then its arguments as they are generated. An answer to "auto"
+/// tools is held back as long as it may still be a call, and a call goes out at the end as
+/// `tool_calls` deltas; a call ends with the finish reason `tool_calls`. An error after the
+/// stream began is sent as a `{"error": ...}` event.
 fn stream(
     state: AppState,
     plan: Plan,
@@ -282,7 +346,18 @@ fn stream(
         if tx.send(chunk(delta(json!({ "role": "assistant", "content": "" }), None, None), None)).is_err() {
             return;
         }
+        let arguments = |piece: &str| {
+            chunk(
+                delta(
+                    json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }),
+                    None,
+                    None,
+                ),
+                None,
+            )
+        };
         let (mut held, mut held_tokens) = (String::new(), Vec::new());
+        let mut streaming: Option<Streaming> = None;
         while let Some(out) = rx.recv().await {
             let sent = match out {
                 Out::Piece(piece, tokens) if mode == Mode::Text => tx.send(content(&piece, &tokens)),
@@ -292,11 +367,46 @@ fn stream(
                     if sniffs && !could_be_call(&held) {
                         mode = Mode::Text;
                         tx.send(content(&std::mem::take(&mut held), &std::mem::take(&mut held_tokens)))
-                    } else {
+                    } else if sniffs {
                         Ok(())
+                    } else {
+                        // A forced call: the header once its name is known, then the arguments
+                        // written so far (never the call's own closing brace).
+                        let mut sent = Ok(());
+                        if streaming.is_none()
+                            && let Some((name, start)) = call_start(&held)
+                        {
+                            streaming = Some(Streaming { start, sent: start });
+                            let header = json!({ "tool_calls": [{ "index": 0, "id": call_id(), "type": "function",
+                                "function": { "name": name, "arguments": "" } }] });
+                            sent = tx.send(chunk(delta(header, None, None), None));
+                        }
+                        if let Some(s) = streaming.as_mut() {
+                            let end = value_end(&held[s.start..]).map_or(held.len(), |e| s.start + e);
+                            if end > s.sent && sent.is_ok() {
+                                sent = tx.send(arguments(&held[s.sent..end]));
+                                s.sent = end;
+                            }
+                        }
+                        sent
                     }
                 }
                 Out::Done(Ok(generation)) => {
+                    if let Some(s) = streaming.take() {
+                        // The call's arguments went out as they came: the rest of them, then
+                        // how it ended (a call cut short by max_tokens ends with "length").
+                        let end = value_end(&held[s.start..]).map_or(held.len(), |e| s.start + e);
+                        if end > s.sent {
+                            let _ = tx.send(arguments(&held[s.sent..end]));
+                        }
+                        let complete = tools::parse_call(&generation.text, &tools).is_some();
+                        let finish = if complete { "tool_calls" } else { generation.finish_reason.as_str() };
+                        let _ = tx.send(chunk(delta(json!({}), None, Some(finish)), None));
+                        if include_usage {
+                            let _ = tx.send(chunk(json!([]), Some(usage(&generation))));
+                        }
+                        break;
+                    }
                     let (message, finish) = match mode {
                         // Text already went out: the answer is text, whatever it looks like.
                         Mode::Text => (Value::Null, generation.finish_reason.as_str()),
@@ -346,6 +456,29 @@ mod tests {
             (400, Some("response_format.json_schema.schema"))
         );
         assert!(response_format_grammar(Some(&json!({ "type": "yaml" }))).is_err());
+    }
+
+    #[test]
+    fn a_forced_call_is_read_as_it_is_written() {
+        assert_eq!(call_start("{\"name\": \"weath"), None, "the name is not complete");
+        assert_eq!(call_start("{\"name\": \"weather\", \"argum"), None);
+        assert_eq!(
+            call_start("{\"name\": \"weather\", \"arguments\": "),
+            None,
+            "nothing of the arguments yet"
+        );
+        let text = " { \"name\" : \"we\\\"ather\" , \"arguments\" : {\"city\": \"O";
+        let (name, start) = call_start(text).unwrap();
+        assert_eq!((name.as_str(), &text[start..]), ("we\"ather", "{\"city\": \"O"));
+        assert_eq!(
+            call_start("{\"arguments\": {}, \"name\": \"weather\"}"),
+            None,
+            "another order waits for the end"
+        );
+
+        assert_eq!(value_end("{\"city\": \"O"), None);
+        assert_eq!(value_end("{\"city\": \"Oslo\"}}"), Some(16), "not the call's own brace");
+        assert_eq!(value_end("{\"a\": \"}{\\\"\", \"b\": [1, {\"c\": 2}]} "), Some(33));
     }
 
     #[test]

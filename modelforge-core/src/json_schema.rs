@@ -6,7 +6,8 @@
 //! `root`; [`any_object_grammar`] is OpenAI's `json_object` mode.
 //!
 //! Supported: `type` (one or a list), `properties` with `required` (optional properties may be
-//! left out; properties come in the schema's order, required ones first), `items`,
+//! left out; the required ones come first, in the order `required` lists them, then the
+//! optional ones by name), `items`,
 //! `minItems`/`maxItems`, `minLength`/`maxLength`, `enum`, `const`, `anyOf`/`oneOf`,
 //! `allOf` with one member, `$ref` into `$defs`/`definitions` (recursion included), and `{}` or
 //! `true` for any value. Keywords that only narrow a value further (`pattern`, `format`,
@@ -225,11 +226,19 @@ impl<'a> Converter<'a> {
         if let Some(missing) = required.iter().find(|name| !properties.contains_key(**name)) {
             return Err(error(path, format!("`{missing}` is required but not among the properties")));
         }
+        // Required properties in the order `required` lists them (a call's `name` before its
+        // `arguments`, so a stream can name the call first), then the optional ones.
+        let mut order: Vec<&str> = Vec::new();
+        for name in required.iter().copied().chain(properties.keys().map(String::as_str)) {
+            if !order.contains(&name) {
+                order.push(name);
+            }
+        }
         let (mut needed, mut optional) = (Vec::new(), Vec::new());
-        for (name, schema) in properties {
-            let value = self.expr(schema, &format!("{path}/properties/{name}"))?;
-            let pair = format!("{} ws \":\" ws {value}", literal(&Value::from(name.as_str()).to_string()));
-            if required.contains(&name.as_str()) { needed.push(pair) } else { optional.push(pair) }
+        for name in order {
+            let value = self.expr(&properties[name], &format!("{path}/properties/{name}"))?;
+            let pair = format!("{} ws \":\" ws {value}", literal(&Value::from(name).to_string()));
+            if required.contains(&name) { needed.push(pair) } else { optional.push(pair) }
         }
         let comma = " ws \",\" ws ";
         let body = if needed.is_empty() {
@@ -321,6 +330,19 @@ mod tests {
         let note = root.find("note").unwrap();
         assert!(city < n && city < note, "{root}");
         assert!(root.contains(")?"), "optional properties may be left out: {root}");
+    }
+
+    #[test]
+    fn required_properties_come_in_the_order_required_lists_them() {
+        let g = grammar(json!({
+            "type": "object",
+            "properties": { "arguments": { "type": "object" }, "name": { "const": "f" }, "extra": {} },
+            "required": ["name", "arguments"],
+        }));
+        let root = g.lines().next().unwrap();
+        let at =
+            |key: &str| root.find(&format!("\\\"{key}\\\"")).unwrap_or_else(|| panic!("{key} in {root}"));
+        assert!(at("name") < at("arguments") && at("arguments") < at("extra"), "{root}");
     }
 
     #[test]

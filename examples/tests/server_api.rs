@@ -57,12 +57,13 @@ struct Process {
 }
 
 impl Process {
-    /// Starts the binary with `args` and `env` on a free port and waits until `/health`
-    /// answers 200; fails with the server's log if it exits or takes too long.
+    /// Starts the binary with `args` and `env` on a port the system picks (read from the line
+    /// it prints once serving: a port found free beforehand can be taken by another test before
+    /// the server binds it) and waits until `/health` answers 200; fails with the server's log if
+    /// it exits or takes too long.
     async fn start(args: &[String], env: &[(&str, &str)], log: PathBuf) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
-        command.args(args).args(["--addr", &format!("127.0.0.1:{port}")]);
+        command.args(args).args(["--addr", "127.0.0.1:0"]);
         for var in [
             "MODELFORGE_DATABASE_URL",
             "MODELFORGE_DATA_DIR",
@@ -75,8 +76,22 @@ impl Process {
         command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn").envs(env.iter().copied());
         let file = std::fs::File::create(&log).unwrap();
         let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        let mut process = Process { api: Api::new(format!("http://127.0.0.1:{port}")), child, log };
+        let mut process = Process { api: Api::new(String::new()), child, log };
         let started = Instant::now();
+        // "modelforge-server: serving MODEL at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        while process.api.base.is_empty() {
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!("modelforge-server exited with {status}:\n{}", process.log_text());
+            }
+            let log = process.log_text();
+            if let Some((_, rest)) = log.split_once(" at http://")
+                && let Some((addr, _)) = rest.split_once("/ ")
+            {
+                process.api = Api::new(format!("http://{addr}"));
+            }
+            assert!(started.elapsed() < PATIENCE, "modelforge-server did not say where it serves:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         loop {
             if let Some(status) = process.child.try_wait().unwrap() {
                 panic!("modelforge-server exited with {status}:\n{}", process.log_text());

@@ -232,10 +232,8 @@ fn call_deltas(calls: &[Value]) -> Vec<Value> {
     const PIECE: usize = 24;
     let mut deltas = Vec::new();
     for (index, call) in calls.iter().enumerate() {
-        deltas.push(json!({ "tool_calls": [{
-            "index": index, "id": call["id"], "type": "function",
-            "function": { "name": call["function"]["name"], "arguments": "" },
-        }] }));
+        let (id, name) = (call["id"].as_str().unwrap_or_default(), call["function"]["name"].as_str());
+        deltas.push(call_header(index, id, name.unwrap_or_default()));
         let mut arguments = call["function"]["arguments"].as_str().unwrap_or_default();
         while !arguments.is_empty() {
             let mut cut = arguments.len().min(PIECE);
@@ -243,11 +241,21 @@ fn call_deltas(calls: &[Value]) -> Vec<Value> {
                 cut += 1;
             }
             let (piece, rest) = arguments.split_at(cut);
-            deltas.push(json!({ "tool_calls": [{ "index": index, "function": { "arguments": piece } }] }));
+            deltas.push(call_arguments(index, piece));
             arguments = rest;
         }
     }
     deltas
+}
+
+/// The first delta of a streamed call: its index, id, type and name, with empty arguments.
+fn call_header(index: usize, id: &str, name: &str) -> Value {
+    json!({ "tool_calls": [{ "index": index, "id": id, "type": "function", "function": { "name": name, "arguments": "" } }] })
+}
+
+/// A later delta of a streamed call: a piece of its arguments.
+fn call_arguments(index: usize, piece: &str) -> Value {
+    json!({ "tool_calls": [{ "index": index, "function": { "arguments": piece } }] })
 }
 
 /// The start of a forced call as its grammar writes it, `{"name": "...", "arguments": `: the
@@ -256,22 +264,8 @@ fn call_deltas(calls: &[Value]) -> Vec<Value> {
 fn call_start(text: &str) -> Option<(String, usize)> {
     let rest = text.trim_start().strip_prefix('{')?.trim_start().strip_prefix("\"name\"")?;
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
-    // The name is a JSON string: it ends at the first quote that is not escaped.
-    let mut escaped = false;
-    let end = rest.char_indices().skip(1).find_map(|(i, c)| match c {
-        _ if escaped => {
-            escaped = false;
-            None
-        }
-        '\\' => {
-            escaped = true;
-            None
-        }
-        '"' => Some(i + 1),
-        _ => None,
-    })?;
-    let name: String = serde_json::from_str(&rest[..end]).ok()?;
-    let rest = rest[end..].trim_start().strip_prefix(',')?.trim_start().strip_prefix("\"arguments\"")?;
+    let (name, used) = first_value::<String>(rest)?;
+    let rest = rest[used..].trim_start().strip_prefix(',')?.trim_start().strip_prefix("\"arguments\"")?;
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     if rest.is_empty() {
         return None; // the arguments' first character is not written yet
@@ -279,26 +273,17 @@ fn call_start(text: &str) -> Option<(String, usize)> {
     Some((name, text.len() - rest.len()))
 }
 
-/// Where a JSON value that starts `text` ends, if it has ended: after the bracket that closes
-/// its first one (the arguments of a call are an object).
+/// Where a JSON value that starts `text` ends, if it has ended (the arguments of a call are an
+/// object, so what follows them cannot make them longer).
 fn value_end(text: &str) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            '{' | '[' if !in_string => depth += 1,
-            '}' | ']' if !in_string => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    first_value::<serde::de::IgnoredAny>(text).map(|(_, end)| end)
+}
+
+/// The JSON value that starts `text` and the bytes it takes; `None` while it is incomplete.
+fn first_value<T: serde::de::DeserializeOwned>(text: &str) -> Option<(T, usize)> {
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<T>();
+    let value = values.next()?.ok()?;
+    Some((value, values.byte_offset()))
 }
 
 /// A forced call whose arguments are streaming: where they begin in the text, and how much of
@@ -306,6 +291,17 @@ fn value_end(text: &str) -> Option<usize> {
 struct Streaming {
     start: usize,
     sent: usize,
+}
+
+impl Streaming {
+    /// The arguments written in `held` since the last call, up to their end: never the call's
+    /// own closing brace.
+    fn next<'h>(&mut self, held: &'h str) -> &'h str {
+        let end = value_end(&held[self.start..]).map_or(held.len(), |e| self.start + e);
+        let piece = &held[self.sent..end];
+        self.sent = end;
+        piece
+    }
 }
 
 /// Streams `chat.completion.chunk` events: the role first, then the text, the finish reason,
@@ -346,16 +342,7 @@ fn stream(
         if tx.send(chunk(delta(json!({ "role": "assistant", "content": "" }), None, None), None)).is_err() {
             return;
         }
-        let arguments = |piece: &str| {
-            chunk(
-                delta(
-                    json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }),
-                    None,
-                    None,
-                ),
-                None,
-            )
-        };
+        let arguments = |piece: &str| chunk(delta(call_arguments(0, piece), None, None), None);
         let (mut held, mut held_tokens) = (String::new(), Vec::new());
         let mut streaming: Option<Streaming> = None;
         while let Some(out) = rx.recv().await {
@@ -377,48 +364,42 @@ fn stream(
                             && let Some((name, start)) = call_start(&held)
                         {
                             streaming = Some(Streaming { start, sent: start });
-                            let header = json!({ "tool_calls": [{ "index": 0, "id": call_id(), "type": "function",
-                                "function": { "name": name, "arguments": "" } }] });
-                            sent = tx.send(chunk(delta(header, None, None), None));
+                            sent = tx.send(chunk(delta(call_header(0, &call_id(), &name), None, None), None));
                         }
                         if let Some(s) = streaming.as_mut() {
-                            let end = value_end(&held[s.start..]).map_or(held.len(), |e| s.start + e);
-                            if end > s.sent && sent.is_ok() {
-                                sent = tx.send(arguments(&held[s.sent..end]));
-                                s.sent = end;
+                            let piece = s.next(&held);
+                            if !piece.is_empty() && sent.is_ok() {
+                                sent = tx.send(arguments(piece));
                             }
                         }
                         sent
                     }
                 }
                 Out::Done(Ok(generation)) => {
-                    if let Some(s) = streaming.take() {
-                        // The call's arguments went out as they came: the rest of them, then
-                        // how it ended (a call cut short by max_tokens ends with "length").
-                        let end = value_end(&held[s.start..]).map_or(held.len(), |e| s.start + e);
-                        if end > s.sent {
-                            let _ = tx.send(arguments(&held[s.sent..end]));
+                    let finish = if let Some(s) = streaming.as_mut() {
+                        // The call's arguments went out as they came: the rest of them (a call
+                        // cut short by max_tokens ends with "length").
+                        let piece = s.next(&held);
+                        if !piece.is_empty() {
+                            let _ = tx.send(arguments(piece));
                         }
                         let complete = tools::parse_call(&generation.text, &tools).is_some();
-                        let finish = if complete { "tool_calls" } else { generation.finish_reason.as_str() };
-                        let _ = tx.send(chunk(delta(json!({}), None, Some(finish)), None));
-                        if include_usage {
-                            let _ = tx.send(chunk(json!([]), Some(usage(&generation))));
+                        if complete { "tool_calls" } else { generation.finish_reason.as_str() }
+                    } else {
+                        let (message, finish) = match mode {
+                            // Text already went out: the answer is text, whatever it looks like.
+                            Mode::Text => (Value::Null, generation.finish_reason.as_str()),
+                            Mode::Held => answer(&generation, &tools, &choice),
+                        };
+                        if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
+                            for d in call_deltas(calls) {
+                                let _ = tx.send(chunk(delta(d, None, None), None));
+                            }
+                        } else if mode == Mode::Held && !generation.text.is_empty() {
+                            let _ = tx.send(content(&generation.text, &held_tokens));
                         }
-                        break;
-                    }
-                    let (message, finish) = match mode {
-                        // Text already went out: the answer is text, whatever it looks like.
-                        Mode::Text => (Value::Null, generation.finish_reason.as_str()),
-                        Mode::Held => answer(&generation, &tools, &choice),
+                        finish
                     };
-                    if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-                        for d in call_deltas(calls) {
-                            let _ = tx.send(chunk(delta(d, None, None), None));
-                        }
-                    } else if mode == Mode::Held && !generation.text.is_empty() {
-                        let _ = tx.send(content(&generation.text, &held_tokens));
-                    }
                     let _ = tx.send(chunk(delta(json!({}), None, Some(finish)), None));
                     if include_usage {
                         let _ = tx.send(chunk(json!([]), Some(usage(&generation))));

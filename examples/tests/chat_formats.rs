@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+mod common;
 #[path = "../../modelforge-engine/tests/common/export.rs"]
 #[allow(dead_code)]
 mod export;
@@ -199,21 +200,14 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path, args: &[&str]) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = dir.join(format!("server-{port}.log"));
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = dir.join(format!("server-{n}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_modelforge-server"))
         .arg("--data-dir")
         .arg(dir)
         .args(args)
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--no-auth",
-            "--ctx-size",
-            "2048",
-            "--embedder",
-            "none",
-        ])
+        .args(["--addr", "127.0.0.1:0", "--no-auth", "--ctx-size", "2048", "--embedder", "none"])
         .env("HF_HUB_OFFLINE", "1")
         .env("HF_HUB_CACHE", dir.join("hf"))
         .env("MODELFORGE_LOG", "warn")
@@ -224,7 +218,7 @@ fn start_server(dir: &Path, args: &[&str]) -> Server {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
+    let mut server = Server { child, base: String::new(), log };
     let started = Instant::now();
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
@@ -233,7 +227,11 @@ fn start_server(dir: &Path, args: &[&str]) -> Server {
                 std::fs::read_to_string(&server.log).unwrap()
             );
         }
-        if http::blocking_get(&format!("{}/health", server.base)) == Some(200) {
+        if server.base.is_empty() {
+            server.base = common::served_address(&std::fs::read_to_string(&server.log).unwrap_or_default())
+                .unwrap_or_default();
+        }
+        if !server.base.is_empty() && http::blocking_get(&format!("{}/health", server.base)) == Some(200) {
             return server;
         }
         assert!(started.elapsed() < Duration::from_secs(120), "the server did not start");

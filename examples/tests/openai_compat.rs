@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// The context window the server runs with (the script overflows it on purpose).
 const CONTEXT: u32 = 2048;
 /// The longest the server may take to become healthy.
@@ -35,7 +37,7 @@ fn python() -> PathBuf {
     python
 }
 
-/// A `modelforge-server` process on a free loopback port, killed on drop.
+/// A `modelforge-server` process on a loopback port the system picks, killed on drop.
 struct Server {
     child: Child,
     base: String,
@@ -47,14 +49,13 @@ impl Server {
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let model = modelforge_testkit::smollm2_gguf();
         let embedder = modelforge_testkit::minilm_dir();
         let mut command = Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
         command
-            .args(["--data-dir", dir.path().to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+            .args(["--data-dir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(["--model", model.to_str().unwrap(), "--embedder", embedder.to_str().unwrap()])
-            .args(["--ctx-size", &CONTEXT.to_string(), "--threads", "2"])
+            .args(["--ctx-size", &CONTEXT.to_string()])
             .args(extra);
         for var in ["MODELFORGE_DATABASE_URL", "MODELFORGE_DATA_DIR", "MODELFORGE_EMBEDDER"] {
             command.env_remove(var);
@@ -62,13 +63,18 @@ impl Server {
         command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn");
         let file = std::fs::File::create(&log).unwrap();
         let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        let mut server = Server { child, base: format!("http://127.0.0.1:{port}"), log, _dir: dir };
+        let mut server = Server { child, base: String::new(), log, _dir: dir };
         let started = Instant::now();
         loop {
             if let Some(status) = server.child.try_wait().unwrap() {
                 panic!("modelforge-server exited with {status}:\n{}", server.log_text());
             }
-            if http("GET", &format!("{}/health", server.base), None, None).is_ok_and(|(s, _)| s == 200) {
+            if server.base.is_empty() {
+                server.base = common::served_address(&server.log_text()).unwrap_or_default();
+            }
+            if !server.base.is_empty()
+                && http("GET", &format!("{}/health", server.base), None, None).is_ok_and(|(s, _)| s == 200)
+            {
                 return server;
             }
             assert!(

@@ -78,16 +78,13 @@ impl Process {
         let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
         let mut process = Process { api: Api::new(String::new()), child, log };
         let started = Instant::now();
-        // "modelforge-server: serving MODEL at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
         while process.api.base.is_empty() {
             if let Some(status) = process.child.try_wait().unwrap() {
                 panic!("modelforge-server exited with {status}:\n{}", process.log_text());
             }
             let log = process.log_text();
-            if let Some((_, rest)) = log.split_once(" at http://")
-                && let Some((addr, _)) = rest.split_once("/ ")
-            {
-                process.api = Api::new(format!("http://{addr}"));
+            if let Some(base) = common::served_address(&log) {
+                process.api = Api::new(base);
             }
             assert!(started.elapsed() < PATIENCE, "modelforge-server did not say where it serves:\n{log}");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -377,11 +374,15 @@ impl Events {
     }
 }
 
-/// Polls `check` until it is true, for at most [`PATIENCE`].
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+/// Polls `check` until it says the condition holds, for at most [`PATIENCE`]; `check` answers
+/// `Err(what it saw)` meanwhile, printed if time runs out.
+async fn eventually<F: std::future::Future<Output = Result<(), String>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
     let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "{what}: not in time");
+    while let Err(seen) = check().await {
+        assert!(started.elapsed() < PATIENCE, "{what}: not in time; last seen: {seen}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -1099,8 +1100,10 @@ async fn a_reply_outlives_its_reader_and_can_be_followed() {
     let piece = events.piece().await;
     drop(events);
     eventually("the unread reply is stored", || async {
-        let (messages, writing) = api.messages(&alice, &session).await;
-        !writing && messages.len() == 4
+        match api.messages(&alice, &session).await {
+            (messages, false) if messages.len() == 4 => Ok(()),
+            (messages, writing) => Err(format!("reply in progress: {writing}, messages: {messages:?}")),
+        }
     })
     .await;
     let (messages, _) = api.messages(&alice, &session).await;
@@ -1294,8 +1297,13 @@ async fn stopping_lets_a_running_reply_finish_and_refuses_new_ones() {
 
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    eventually("/health says the server is stopping", || async { api.get("/health", "").await.0 == 503 })
-        .await;
+    eventually("/health says the server is stopping", || async {
+        match api.get("/health", "").await {
+            (503, _) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let refused =
         api.post(&format!("/api/sessions/{second}/messages"), &token, json!({"content": "hi"})).await;
     assert_error(&refused, 503, "shutting_down");

@@ -16,7 +16,8 @@ pub struct LoadOptions {
     /// Context window in tokens; `None` uses the model's training context, capped by the
     /// backend to keep memory reasonable.
     pub context_length: Option<u32>,
-    /// Threads for inference; `None` uses the number of physical cores.
+    /// Threads for inference; `None`: `MODELFORGE_THREADS` when set (llama.cpp), else every
+    /// CPU the process may use (candle sizes its own pool, see `RAYON_NUM_THREADS`).
     pub threads: Option<u32>,
     /// Prompt-processing batch size; `None` uses the backend's default.
     pub batch_size: Option<u32>,

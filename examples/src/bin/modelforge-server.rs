@@ -63,7 +63,7 @@ struct Args {
     #[arg(long)]
     ctx_size: Option<u32>,
     /// Inference threads [default: all cores].
-    #[arg(long)]
+    #[arg(long, env = "MODELFORGE_THREADS")]
     threads: Option<u32>,
     /// How llama.cpp stores the KV cache.
     #[arg(long, value_enum, default_value = "f16")]

@@ -142,3 +142,13 @@ pub async fn serve_with(setup: Setup) -> Server {
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
     Server { base: format!("http://{addr}"), store, db, dir }
 }
+
+/// The address in the line `modelforge-server` prints once it serves ("… at
+/// http://127.0.0.1:PORT/ …"), read from its log: a server started with `--addr 127.0.0.1:0`
+/// binds a port the system picks, where a port found free beforehand could be taken by another
+/// test before the server binds it.
+pub fn served_address(log: &str) -> Option<String> {
+    let (_, rest) = log.split_once(" at http://")?;
+    let (addr, _) = rest.split_once("/ ")?;
+    Some(format!("http://{addr}"))
+}

@@ -163,9 +163,20 @@ fn settings(model: &LlamaModel, options: &LoadOptions, kv_cache: KvCacheType) ->
     Settings { context_length, cache_tokens, max_sequences, batch_size, threads, kv_cache }
 }
 
+/// `MODELFORGE_THREADS` when it is a positive number, else every CPU the process may use.
+///
+/// The variable lets one setting reach every model a process loads, and lets a machine that
+/// runs several models at once give each fewer threads: llama.cpp's threads spin while they
+/// wait for each other, so two 2-thread models on 2 cores run several times slower together
+/// than one after the other, while two 1-thread models keep their full speed.
 fn default_threads() -> i32 {
-    std::thread::available_parallelism().map_or(4, |n| n.get() as i32)
+    let from_env =
+        std::env::var(THREADS_ENV).ok().and_then(|v| v.trim().parse::<i32>().ok()).filter(|&n| n > 0);
+    from_env.unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() as i32))
 }
+
+/// The environment variable that sets llama.cpp's default thread count.
+const THREADS_ENV: &str = "MODELFORGE_THREADS";
 
 impl Backend for LlamaCppBackend {
     fn name(&self) -> &str {

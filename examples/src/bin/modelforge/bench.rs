@@ -24,7 +24,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 128)]
     tg: usize,
     /// Inference threads [default: all cores].
-    #[arg(long)]
+    #[arg(long, env = "MODELFORGE_THREADS")]
     threads: Option<u32>,
     /// Sequences generating together (aggregate tokens/s).
     #[arg(long, default_value_t = 1)]

@@ -486,7 +486,10 @@ fn texts_of<'a>(messages: &'a [(String, String, String)], role: &str) -> Vec<&'a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_chats_remembers_and_stays_safe_in_the_web_page() {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
-    let Server { base, dir, .. } = serve().await;
+    // Two threads, as the conversation below was written against: with one, SmolLM2's greedy
+    // answer to the counting request copies the earlier reply and ends before the reload.
+    let Server { base, dir, .. } =
+        serve_with(Setup { model: Some(common::load_smollm2(Some(2))), ..Setup::default() }).await;
     let driver = Driver::start(dir.path()).await;
     let profile = tempfile::tempdir().unwrap();
     let page = Page::open(&driver, profile.path(), &base).await;

@@ -24,13 +24,16 @@ pub const SYSTEM_PROMPT: &str = "You are a helpful assistant. Be brief.";
 /// SmolLM2 with a 2048-token context, loaded on first use and shared by the binary's tests.
 pub fn model() -> Arc<dyn LoadedModel> {
     static MODEL: OnceLock<Arc<dyn LoadedModel>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| {
-            let path = modelforge_testkit::smollm2_gguf();
-            let options = LoadOptions { context_length: Some(2048), ..LoadOptions::default() };
-            setup::load_model(Path::new("."), path.to_str().unwrap(), &options, Default::default()).unwrap()
-        })
-        .clone()
+    MODEL.get_or_init(|| load_smollm2(None)).clone()
+}
+
+/// SmolLM2 with a 2048-token context on `threads` threads (`None`: the default,
+/// `MODELFORGE_THREADS`), a copy of its own. Greedy replies depend on the thread count in their
+/// last bits, so a test that follows a conversation written against one count pins it.
+pub fn load_smollm2(threads: Option<u32>) -> Arc<dyn LoadedModel> {
+    let path = modelforge_testkit::smollm2_gguf();
+    let options = LoadOptions { context_length: Some(2048), threads, ..LoadOptions::default() };
+    setup::load_model(Path::new("."), path.to_str().unwrap(), &options, Default::default()).unwrap()
 }
 
 /// The store options of every server here: signed with [`SECRET`].

@@ -18,6 +18,9 @@ use crate::fact::{Fact, Lang, Slot};
 
 /// English adjectives for who the user is ("I'm vegetarian", "I'm pregnant").
 const EN_TRAITS: &str = "vegetarian|vegan|pescatarian|left-handed|right-handed|diabetic|lactose intolerant|gluten intolerant|colou?r-?blind|celiac|coeliac|teetotal|asthmatic|epileptic|pregnant|deaf|hard of hearing|blind|visually impaired|autistic|dyslexic|immunocompromised|an?aemic|anemic";
+/// Pronoun sets a person states ("they/them", "she/her/hers").
+const EN_PRONOUNS: &str =
+    r"(?:they|she|he|xe|ze|it)/(?:them|her|him|hers|his|theirs|they|she|he|xem|zir|hir|it)(?:/[a-z]+)?";
 const ZH_TRAITS: &str = "左撇子|素食者|素食主义者|糖尿病人|糖尿病患者|色盲|孕妇|哮喘病人";
 
 /// Conditions a bare "I have X" must name; a diagnosis ("I was diagnosed with X") may name any.
@@ -27,15 +30,14 @@ const ZH_CONDITIONS: &str = "(?:1型|2型|一型|二型|I型|II型)?糖尿病|�
 const ZH_ALLERGENS: &str = "花生|坚果|海鲜|虾|螃蟹|蟹|贝类|鱼|芒果|牛奶|鸡蛋|小麦|大豆|芝麻|青霉素|头孢|花粉|猫毛|狗毛|尘螨|酒精|桃子|菠萝";
 
 /// Medicines whose taking matters to advice: blood thinners, insulin, antidepressants.
-const EN_MEDICATIONS: &str = r"warfarin|coumadin|heparin|apixaban|eliquis|rivaroxaban|xarelto|clopidogrel|blood\s+thinners|metformin|insulin|lithium|levothyroxine|sertraline|fluoxetine|prozac|citalopram|antidepressants|ssris|methotrexate|prednisone|prednisolone|steroids|immunosuppressants|beta[-\s]blockers|statins|chemo(?:therapy)?|ritalin|adderall|hrt|the\s+pill";
+const EN_MEDICATIONS: &str = r"warfarin|coumadin|heparin|apixaban|eliquis|rivaroxaban|xarelto|clopidogrel|blood\s+thinners|metformin|insulin|lithium|levothyroxine|sertraline|fluoxetine|prozac|citalopram|antidepressants|ssris|methotrexate|prednisone|prednisolone|steroids|immunosuppressants|beta[-\s]blockers|statins?|atorvastatin|simvastatin|topiramate|sumatriptan|propranolol|amlodipine|lisinopril|ramipril|omeprazole|gabapentin|pregabalin|an\s+epipen|epipens?|an\s+inhaler|inhalers?|ventolin|salbutamol|methylphenidate|chemo(?:therapy)?|ritalin|adderall|hrt|the\s+pill";
 const ZH_MEDICATIONS: &str =
     "华法林|阿司匹林|二甲双胍|胰岛素|降压药|降糖药|抗凝药|抗抑郁药|激素|免疫抑制剂|化疗|他汀|优甲乐";
 /// Words before a condition that say how it is ("photosensitive epilepsy", "severe asthma").
 const EN_CONDITION_ADJECTIVE: &str = r"(?:(?:severe|mild|chronic|bad|serious|photosensitive|exercise[-\s]induced|allergic|seasonal|early[-\s]onset|stage\s+\w+)\s+)?";
 
 /// Openings allowed before a statement anchored at the start of its clause.
-const LEAD: &str =
-    r"(?:(?:well|yeah|yes|oh|also|actually|btw|fyi|and|plus|sadly|unfortunately|honestly|so)[,\s]+)*";
+const LEAD: &str = r"(?:(?:well|yeah|yes|oh|also|actually|btw|fyi|and|plus|sadly|unfortunately|honestly|so|tbh|fwiw|ok|okay|the\s+thing\s+is|thing\s+is|just\s+so\s+you\s+know|for\s+the\s+record|to\s+be\s+honest)[,:\s]+)*";
 /// "this time", "just for this": a one-off request, not a preference.
 const ONE_OFF: &str = r"(?P<no>.*\b(?:this\s+(?:time|once|one|question|answer|message|reply)|for\s+this|just\s+(?:this|now|here|for\s+now)|for\s+now)\b)?";
 
@@ -105,7 +107,7 @@ fn english_sources() -> Vec<Source> {
             English,
             none,
             format!(
-                r"(?i)^{LEAD}i(?:\s+have|'ve\s+got|\s+have\s+got|'ve\s+had|\s+have\s+had|\s+suffer\s+from|\s+live\s+with|(?:'m|\s+am)\s+living\s+with)\s+(?P<v>{EN_CONDITION_ADJECTIVE}(?:{EN_CONDITIONS}))\b(?P<no>\s+(?:about|over|before|around|when|whenever))?"
+                r"(?i)^{LEAD}i(?:\s+have|'ve\s+got|\s+have\s+got|'ve\s+had|\s+have\s+had|\s+suffer\s+from|\s+live\s+with|(?:'m|\s+am)\s+living\s+with|\s+get)\s+(?P<v>{EN_CONDITION_ADJECTIVE}(?:{EN_CONDITIONS}))\b(?P<no>\s+(?:about|over|before|around|when|whenever))?"
             ),
         ),
         (
@@ -243,6 +245,53 @@ fn english_sources() -> Vec<Source> {
             none,
             r"(?i)\bi\s+go\s+by\s+(?P<v>(?:they|she|he|xe|ze|it)/[a-z]+(?:/[a-z]+)?)".into(),
         ),
+        // "i use they/them btw", "I'm Marisol (she/her)".
+        (Pronouns, English, none, format!(r"(?i)\bi\s+{a}use\s+(?P<v>{EN_PRONOUNS})\b")),
+        (Pronouns, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+[^()]{{1,30}}\((?P<v>{EN_PRONOUNS})\)")),
+        // "went fully vegan last month", "I've become vegetarian": a diet taken up.
+        (
+            Trait,
+            English,
+            none,
+            format!(
+                r"(?i)(?:^{LEAD}|\b(?:i|we)(?:'ve|\s+have)?\s+{a})(?:went|gone|turned|became|become|switched\s+to\s+being)\s+(?:fully\s+|full\s+|completely\s+|totally\s+|100%\s+)?(?P<v>vegan|vegetarian|pescatarian|teetotal)\b"
+            ),
+        ),
+        // "been doing keto since january", "I've been on paleo for a year".
+        (
+            Diet,
+            English,
+            none,
+            format!(
+                r"(?i)(?:^{LEAD}|\bi(?:'ve|\s+have)\s+{a})been\s+(?:doing|on|following|eating)\s+(?:the\s+|a\s+)?(?P<v>keto|paleo|whole30|low[-\s]carb|carnivore|mediterranean|plant[-\s]based|gluten[-\s]free|dairy[-\s]free)\b"
+            ),
+        ),
+        // "the doc put me on a mediterranean diet and a statin".
+        (Diet, English, none, r"(?i)\bput\s+me\s+on\s+an?\s+(?P<v>[\w-]+(?:\s+[\w-]+)?)\s+diet\b".into()),
+        (
+            Medication,
+            English,
+            none,
+            format!(r"(?i)\bput\s+me\s+on\s+(?:[^,;]*?\s+and\s+)?(?:an?\s+)?(?P<v>{EN_MEDICATIONS})\b"),
+        ),
+        // "just started topiramate for them".
+        (
+            Medication,
+            English,
+            none,
+            format!(
+                r"(?i)(?:^{LEAD}|\bi(?:'ve|\s+have)?\s+{a})(?:just\s+)?(?:started|began|begun)\s+(?:taking\s+|on\s+)?(?P<v>{EN_MEDICATIONS})\b"
+            ),
+        ),
+        // "can we switch to spanish from now on?"
+        (
+            AnswerLanguage,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:can|could|shall)\s+we\s+(?:please\s+)?(?:switch|change|move)\s+(?:over\s+)?to\s+(?P<v>{LANGUAGES})\b{ONE_OFF}"
+            ),
+        ),
     ]
 }
 
@@ -297,6 +346,15 @@ fn chinese_sources() -> Vec<Source> {
         ),
         (Trait, Chinese, none, format!("我{z}(?:有)?(?P<v>(?:乳糖|麸质|果糖|酒精)不耐受?)")),
         (Diet, Chinese, none, format!("(?:我|^){z}(?P<v>(?:只)?吃(?:清真|素|斋)(?:食品|食物|餐)?)")),
+        // "我现在改成素食了": a diet taken up.
+        (
+            Diet,
+            Chinese,
+            none,
+            format!(
+                "(?:我|^){z}(?:已经|最近|刚刚|刚|现在)*(?:改成|改吃|改为|变成|开始)了?(?P<v>素食|吃素|全素|纯素|清真|生酮饮食|生酮)"
+            ),
+        ),
         (
             Diet,
             Chinese,
@@ -434,6 +492,22 @@ mod tests {
 
     fn one(slot: Slot, value: &str) -> Vec<(Slot, String)> {
         vec![(slot, value.to_owned())]
+    }
+
+    #[test]
+    fn care_said_casually() {
+        assert_eq!(facts("oh and i use she/her btw"), one(Slot::Pronouns, "she/her"));
+        assert_eq!(
+            facts("Hi, I'm Noor (they/them)."),
+            [(Slot::Name, "Noor".to_owned()), (Slot::Pronouns, "they/them".to_owned())]
+        );
+        assert_eq!(facts("went full vegetarian in march"), one(Slot::Trait, "vegetarian"));
+        assert_eq!(facts("my brother went vegan"), []);
+        assert_eq!(facts("been doing paleo since the summer"), one(Slot::Diet, "paleo"));
+        assert_eq!(facts("tbh i have epilepsy, so no strobe lights"), one(Slot::Condition, "epilepsy"));
+        assert_eq!(facts("i get migraines when it rains"), []);
+        assert_eq!(facts("just started metformin last week"), one(Slot::Medication, "metformin"));
+        assert_eq!(facts("我最近改成吃素了"), one(Slot::Diet, "吃素"));
     }
 
     #[test]

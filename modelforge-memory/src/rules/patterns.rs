@@ -117,7 +117,9 @@ pub(super) const EN_ADVERBS: &str =
 /// Adverbs allowed between "我" and the verb ("我很喜欢").
 pub(super) const ZH_ADVERBS: &str =
     "(?:很|非常|特别|真的|也|最|超级|超|挺|还|都|一直|比较|蛮|好|现在|目前|就|自己|平时|平常|一般|更)*";
-pub(super) const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter|twins|kids|children|sons|daughters";
+pub(super) const EN_RELATIONS: &str = "wife|husband|partner|girlfriend|boyfriend|fianc[eé]e?|son|daughter|brother|sister|mother|mom|mum|father|dad|dog|cat|puppy|kitten|baby|grandson|granddaughter|twins|kids|children|sons|daughters|ex-boyfriend|ex-girlfriend|ex-husband|ex-wife|ex-partner|ex";
+/// When a job starts: "starting monday as", "started last week as".
+const WHEN: &str = r"(?:(?:on\s+)?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|today|next\s+\w+|this\s+\w+|last\s+\w+|in\s+\w+)\s+)?";
 /// A time of day or a shift worked: "I work nights at a bakery".
 const SHIFTS: &str = r"(?:nights|days|evenings|weekends|shifts|nights\s+and\s+weekends|part[-\s]time|full[-\s]time|from\s+home|remotely)";
 /// What makes "I'm in Paris" a visit rather than a home.
@@ -125,7 +127,7 @@ const VISITING: &str = r"for|this|next|until|till|visiting|on\s+(?:holiday|vacat
 /// Openings allowed before a bare "I'm X" ("hiya, I'm Imogen", "also I'm Juno").
 const GREETING: &str =
     r"(?:(?:hi|hello|hey|hiya|yo|also|oh|and|btw|anyway|ok|okay|so|well)(?:\s+there)?[,\s]+)*";
-const ZH_RELATIONS: &str = "妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子|外孙女|外孙|孙女|孙子";
+const ZH_RELATIONS: &str = "前男友|前女友|前夫|前妻|妻子|老婆|太太|丈夫|老公|先生|儿子|女儿|哥哥|姐姐|弟弟|妹妹|妈妈|母亲|爸爸|父亲|男朋友|女朋友|小狗|小猫|狗狗|狗|猫咪|猫|宝宝|孩子|外孙女|外孙|孙女|孙子";
 const EN_KIN: &str = "kids?|children|child|sons?|daughters?|brothers?|sisters?|dogs?|cats?|grandchildren|grandkids|siblings|twins|puppies|kittens|parrots?|rabbits?|hamsters?";
 const ZH_PETS: &str =
     "猫|狗|猫咪|狗狗|小猫|小狗|兔子|鹦鹉|仓鼠|乌龟|金毛|柯基|泰迪|哈士奇|拉布拉多|布偶|英短|橘猫";
@@ -199,6 +201,22 @@ fn who_and_where() -> Vec<Source> {
             ),
         ),
         (Home, English, none, r"(?i)\bmy\s+(?:new\s+)?home\s+is\s+(?:in\s+)?(?P<v>.+)".into()),
+        // "officially a Glasgow resident now", "I'm a Leeds local".
+        (
+            Home,
+            English,
+            none,
+            r"(?:^|\b(?i:i'm|i\s+am)\s+)(?i:(?:officially|now|finally|proudly)\s+)?(?i:an?)\s+(?P<v>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})\s+(?i:resident|local)\b".into(),
+        ),
+        // "we're renting a place on Hollis Road in Oxford now".
+        (
+            Home,
+            English,
+            none,
+            format!(
+                r"(?i)\b(?:i|we)(?:'re|\s+are|'ve|\s+have|'m|\s+am)?\s+{a}(?:renting|rent|rented|bought|own|got)\s+an?\s+(?:new\s+|little\s+|small\s+|tiny\s+)?(?:flat|house|place|apartment|home|studio|condo|cottage)\s+(?:(?:on|off)\s+.+?\s+)?in\s+(?P<v>.+)"
+            ),
+        ),
         (Workplace, English, none, format!(r"(?i)\bi\s+{a}work\s+in\s+(?P<v>.+)")),
         (Workplace, English, none, r"(?i)\bmy\s+(?:new\s+)?(?:office|workplace)\s+is\s+(?:in|at)\s+(?P<v>.+)".into()),
         // "I'm a nurse in Adelaide", "a pastry chef in Milwaukee": an occupation, then a place.
@@ -214,14 +232,16 @@ fn who_and_where() -> Vec<Source> {
         (Job, English, none, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:working|employed)\s+as\s+(?P<v>.+)")),
         (Job, English, none, r"(?i)\bmy\s+(?:new\s+)?(?:job|occupation|profession)\s+is\s+(?P<v>.+)".into()),
         (Job, English, Occupation, format!(r"(?i)\bi(?:'m|\s+am)\s+{a}(?:now\s+)?(?P<v>an?\s+.+)")),
+        // "marine biologist here": an introduction by trade.
+        (Job, English, Occupation, format!(r"(?i)^{GREETING}(?P<v>(?:an?\s+)?[\w-]+(?:\s+[\w-]+){{0,3}}?)\s+here$")),
         (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40}?)\s+(?:in|at|from)\s+[A-Z]".into()),
         (Job, English, Occupation, r"(?i)^(?P<v>an?\s+[\w\s-]{2,40})$".into()),
-        (Job, English, none, r"(?i)\b(?:started|starting|began)\s+(?:work(?:ing)?\s+)?as\s+(?P<v>.+)".into()),
+        (Job, English, none, format!(r"(?i)\b(?:started|starting|began)\s+(?:work(?:ing)?\s+)?{WHEN}as\s+(?P<v>.+)")),
         (
             Employer,
             English,
             none,
-            format!(r"(?i)(?:\bi\s+|^){a}(?:started|began)\s+(?:work(?:ing)?\s+)?as\s+.+?\s+(?:at|with|for)\s+(?P<v>.+)"),
+            format!(r"(?i)(?:\bi\s+|^){a}(?:started|starting|began)\s+(?:work(?:ing)?\s+)?{WHEN}as\s+.+?\s+(?:at|with|for)\s+(?P<v>.+)"),
         ),
         // "being a sous chef at Dishoom is killing me": the user's own job, said in passing.
         (Job, English, Occupation, r"(?i)^(?:but\s+|and\s+|so\s+)?being\s+(?P<v>an?\s+[\w\s-]{2,40}?)\s+at\s+\S".into()),
@@ -357,12 +377,14 @@ fn who_and_where() -> Vec<Source> {
         (Name, Chinese, Surname, "^(?:大家好|你好)?[，,]?我是(?P<v>.+)".into()),
         // Only at the start of a clause: "他叫我去吃饭" means "he told me to go and eat".
         (Name, Chinese, none, "^(?:你可以|你就|请|大家都|大家)?叫我(?P<v>.+)".into()),
-        (Home, Chinese, none, "我(?:们)?(?:现在|目前|一直|也|还|就)?住在(?P<v>.+)".into()),
+        (Home, Chinese, none, format!("我(?:们)?{z}住在(?P<v>.+)")),
+        // "我现在住温哥华": 住 without 在, the place ending the clause.
+        (Home, Chinese, none, format!("我(?:们)?{z}住(?P<v>[^在的了过着得宿，。,！？]{{2,8}}?)(?:这边|那边|附近|一带)?$")),
         (Home, Chinese, none, "我(?:们)?(?:刚|最近|已经)?(?:来|到)(?P<v>[^，。,]{2,6}?)(?:工作|上班|生活|定居)".into()),
         (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?在(?P<v>[^住，。]{1,12}?)(?:工作和|上班和)?(?:住|生活|定居)".into()),
         (Home, Chinese, none, "^(?:现在|目前|一直|也)?住在(?P<v>.+)".into()),
         (Home, Chinese, none, "我来自(?P<v>.+)".into()),
-        (Home, Chinese, none, "我(?:们)?(?:全家|一家)?(?:已经|刚|最近|上个月|去年)?(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
+        (Home, Chinese, none, "(?:我(?:们)?|^)(?:全家|一家)?(?:已经|刚刚|刚|最近|上个月|去年|上周|前段时间|终于)*(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
         (Job, Chinese, none, "(?:我|^)(?:现在|目前)?是一(?:名|位)(?P<v>.+)".into()),
         (Job, Chinese, none, "我(?:现在|目前)?(?:的)?(?:工作|职业)是(?P<v>.+)".into()),
         (Job, Chinese, Occupation, format!("(?:我|^){z}(?:在.{{1,12}}?)?(?:当|做|开)(?P<v>[^，。]{{1,8}}?)(?:工作)?$")),
@@ -391,7 +413,7 @@ fn who_and_where() -> Vec<Source> {
         (Employer, Chinese, none, "我(?:已经|刚|最近)?(?:加入了|入职了|跳槽到了?|去了)(?P<v>.+)".into()),
         (Workplace, Chinese, none, "我(?:的)?(?:工作地点|办公室|公司)(?:现在)?在(?P<v>.+)".into()),
         (Relative, Chinese, none, format!("我(?:家)?(?:的)?(?P<k>{ZH_RELATIONS})(?:的名字)?(?:叫|名叫|是叫)(?P<v>.+)")),
-        (Relative, Chinese, Surname, format!("我(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>[^，。]{{2,6}})")),
+        (Relative, Chinese, Surname, format!("(?:我|^)(?:的)?(?P<k>{ZH_RELATIONS})(?P<v>[^，。]{{2,6}})")),
         // "我们女儿朵朵今年三岁了", "儿子乐乐上二年级了", "我孙子豆包下周来": a child's pet name.
         (
             Relative,
@@ -454,7 +476,7 @@ fn sentence_sources() -> Vec<Source> {
             Lang::Chinese,
             none,
             format!(
-                "我(?:们家)?(?:养了|有|养着)(?:一|两)(?:只|条|匹)(?P<k>{ZH_PETS})[，,]?(?:它|牠)?(?:叫|名叫|名字叫)(?P<v>[^，。！!]+)"
+                "(?:我们家|我家|我|^家里|^家)(?:养了|有|养着)(?:一|两)?(?:只|条|匹)(?P<k>{ZH_PETS})[，,]?(?:它|牠)?(?:叫|名叫|名字叫)(?P<v>[^，。！!]+)"
             ),
         ),
     ]

@@ -395,6 +395,25 @@ mod how_people_write {
     }
 
     #[test]
+    fn homes_jobs_and_people_said_in_passing() {
+        assert_eq!(facts("finally a Bristol resident!"), vec![(Slot::Home, "Bristol".to_owned())]);
+        assert_eq!(facts("my aunt is a Bristol resident"), []);
+        assert_eq!(facts("we bought a house in Dundee"), vec![(Slot::Home, "Dundee".to_owned())]);
+        assert_eq!(facts("hello! paediatrician here"), vec![(Slot::Job, "paediatrician".to_owned())]);
+        assert_eq!(facts("pizza here"), []);
+        assert_eq!(
+            facts("starting tomorrow as a sous chef at Mirabel"),
+            [(Slot::Job, "a sous chef".to_owned()), (Slot::Employer, "Mirabel".to_owned())]
+        );
+        assert_eq!(facts("my ex Tobias called"), vec![(Slot::Relative, "Tobias".to_owned())]);
+        assert_eq!(facts("我平时住在大连"), vec![(Slot::Home, "大连".to_owned())]);
+        assert_eq!(facts("我现在住成都"), vec![(Slot::Home, "成都".to_owned())]);
+        assert_eq!(facts("最近搬到了青岛"), vec![(Slot::Home, "青岛".to_owned())]);
+        assert_eq!(facts("家里有只橘猫叫年糕"), vec![(Slot::Relative, "年糕".to_owned())]);
+        assert_eq!(facts("前女友李悦又联系我了"), vec![(Slot::Relative, "李悦".to_owned())]);
+    }
+
+    #[test]
     fn work_said_in_passing() {
         assert!(has("oh also I work nights at a bakery in Leeds", Slot::Employer, "a bakery"));
         assert!(has("oh also I work nights at a bakery in Leeds", Slot::Workplace, "Leeds"));

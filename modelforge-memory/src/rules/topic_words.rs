@@ -34,8 +34,8 @@ pub(super) const TOPIC_NAMES: &[(Topic, &str, &str)] = &[
     ),
     (
         Topic::Partner,
-        "wife|husband|partner|spouse|girlfriend|boyfriend|fiance|fiancé|fiancee|fiancée|marriage|other half",
-        "老婆|妻子|太太|老公|丈夫|爱人|对象|另一半|伴侣|男朋友|女朋友|婚姻",
+        "wife|husband|partner|spouse|girlfriend|boyfriend|fiance|fiancé|fiancee|fiancée|marriage|other half|ex|exes|ex-boyfriend|ex-girlfriend|ex-husband|ex-wife|ex-partner|former partner",
+        "老婆|妻子|太太|老公|丈夫|爱人|对象|另一半|伴侣|男朋友|女朋友|婚姻|前任|前男友|前女友|前夫|前妻",
     ),
     (
         Topic::Children,
@@ -80,7 +80,7 @@ pub(super) static TOPIC_WRAPPERS: LazyLock<Regex> = LazyLock::new(|| {
 /// Words after a topic's name in a request to forget ("details", "的事", "了").
 pub(super) static TOPIC_SUFFIXES: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:\s+(?:details?|info|information|stuff|things|data|situation|status|history|life|section|please|too|as\s+well|for\s+me|for\s+good|completely|entirely|altogether|now|anymore|any\s+more|then|from\s+(?:your\s+)?(?:memory|memories|records?|notes))|'s\s+names?|s'\s+names?|'\s+names?|\s+names?|的事情|的事儿|的事|的一切|的所有信息|的所有事|的记忆|的记录|这件事|那件事|这些事|那些事|的那些|的信息|的资料|的情况|的内容|的细节|的东西|相关的?(?:事情|事|内容|信息)?|方面的?(?:事情|事|内容|信息)?|有关的?(?:事情|事|内容|信息)?|这些|那些|了|吧|啊|呀|哦|都|全部|全都|呢)$",
+        r"(?:\s+(?:that\s+)?i(?:'ve|\s+have)?\s+(?:told\s+you|said|mentioned|shared)(?:\s+(?:before|earlier|about))?|\s+(?:details?|info|information|stuff|things|data|situation|status|history|life|section|please|too|as\s+well|for\s+me|for\s+good|completely|entirely|altogether|now|anymore|any\s+more|then|from\s+(?:your\s+)?(?:memory|memories|records?|notes))|'s\s+names?|s'\s+names?|'\s+names?|\s+names?|的事情|的事儿|的事|的一切|的所有信息|的所有事|的记忆|的记录|这件事|那件事|这些事|那些事|的那些|的信息|的资料|的情况|的内容|的细节|的东西|相关的?(?:事情|事|内容|信息)?|方面的?(?:事情|事|内容|信息)?|有关的?(?:事情|事|内容|信息)?|这些|那些|了|吧|啊|呀|哦|都|全部|全都|呢)$",
     )
     .expect("the topic suffix pattern compiles")
 });
@@ -90,8 +90,8 @@ pub(super) static TOPIC_SUFFIXES: LazyLock<Regex> = LazyLock::new(|| {
 const RELATIONS: &[(Topic, &str, &str)] = &[
     (
         Topic::Partner,
-        "wife|wives|husband|spouse|partner|girlfriend|boyfriend|fiance|fiancé|fiancee|fiancée|married|widow|widower|widowed|divorced",
-        "妻子|老婆|太太|丈夫|老公|先生|爱人|对象|伴侣|男朋友|女朋友|未婚夫|未婚妻|结婚|已婚|离婚|丧偶",
+        "wife|wives|husband|spouse|partner|girlfriend|boyfriend|fiance|fiancé|fiancee|fiancée|married|widow|widower|widowed|divorced|ex|ex-boyfriend|ex-girlfriend|ex-husband|ex-wife|ex-partner",
+        "妻子|老婆|太太|丈夫|老公|先生|爱人|对象|伴侣|男朋友|女朋友|未婚夫|未婚妻|结婚|已婚|离婚|丧偶|前任|前男友|前女友|前夫|前妻",
     ),
     (
         Topic::Children,

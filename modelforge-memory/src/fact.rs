@@ -252,11 +252,6 @@ impl Fact {
         if self.slot.is_taste() && other.slot.is_taste() {
             return eq_ignore_case(&self.value, &other.value);
         }
-        // One way of eating replaces another ("I've gone vegan" after "I'm pescatarian", "改成
-        // 素食了" after 生酮); restrictions such as halal or gluten-free stand beside them.
-        if is_eating_pattern(self) && is_eating_pattern(other) {
-            return true;
-        }
         if self.slot != other.slot {
             return false;
         }
@@ -274,40 +269,6 @@ impl Fact {
             && relation(&self.key) == relation(&other.key)
             && eq_ignore_case(&self.value, &other.value)
     }
-}
-
-/// Ways of eating a person follows one at a time, in English (lowercase) and Chinese.
-const EATING_PATTERNS: [&str; 24] = [
-    "vegan",
-    "vegetarian",
-    "pescatarian",
-    "plant-based",
-    "plant based",
-    "keto",
-    "paleo",
-    "mediterranean",
-    "low-carb",
-    "low carb",
-    "carnivore",
-    "whole30",
-    "atkins",
-    "素食",
-    "吃素",
-    "素食者",
-    "素食主义者",
-    "全素",
-    "纯素",
-    "生酮",
-    "生酮饮食",
-    "地中海饮食",
-    "低碳饮食",
-    "低碳水饮食",
-];
-
-/// Whether `fact` is a way of eating (a diet or a trait such as "vegan").
-fn is_eating_pattern(fact: &Fact) -> bool {
-    matches!(fact.slot, Slot::Diet | Slot::Trait)
-        && EATING_PATTERNS.contains(&fact.value.to_lowercase().as_str())
 }
 
 /// `rest` without the frame's `suffix`. A missing final full stop is forgiven ("The user lives
@@ -467,11 +428,5 @@ mod tests {
         assert!(!french.same_subject(&Fact::new(Slot::Language, "Portuguese")));
         let home = Fact::new(Slot::Home, "上海");
         assert!(home.same_as(&Fact::new(Slot::Home, "上海").in_lang(Lang::Chinese)));
-        let vegan = Fact::new(Slot::Trait, "vegan");
-        assert!(vegan.same_subject(&Fact::new(Slot::Trait, "pescatarian")));
-        assert!(vegan.same_subject(&Fact::new(Slot::Diet, "keto")));
-        assert!(!vegan.same_subject(&Fact::new(Slot::Diet, "halal")));
-        assert!(!vegan.same_subject(&Fact::new(Slot::Trait, "left-handed")));
-        assert!(Fact::new(Slot::Diet, "素食").same_subject(&Fact::new(Slot::Diet, "生酮饮食")));
     }
 }

@@ -487,7 +487,8 @@ fn texts_of<'a>(messages: &'a [(String, String, String)], role: &str) -> Vec<&'a
 async fn a_person_chats_remembers_and_stays_safe_in_the_web_page() {
     let _turn = ONE_BROWSER_AT_A_TIME.lock().await;
     // Two threads, as the conversation below was written against: with one, SmolLM2's greedy
-    // answer to the counting request copies the earlier reply and ends before the reload.
+    // answer to the counting request copied the earlier reply and ended before the reload. It
+    // did so once on two threads too: the reload step still depends on what the model answers.
     let Server { base, dir, .. } =
         serve_with(Setup { model: Some(common::load_smollm2(Some(2))), ..Setup::default() }).await;
     let driver = Driver::start(dir.path()).await;

@@ -7,9 +7,12 @@
 //! names: by their fact ("forget that I like olives"), by topic ("forget my job": every memory
 //! about the user's work), or by the words it names ("forget my passport number").
 
-use modelforge_core::{Memory, MemoryId, MemoryOp};
+use std::sync::LazyLock;
 
-use crate::fact::{Fact, Slot};
+use modelforge_core::{Memory, MemoryId, MemoryOp};
+use regex::Regex;
+
+use crate::fact::{Fact, Slot, is_eating_pattern};
 use crate::keywords::terms;
 use crate::rules::{Said, Topic, topics_of};
 
@@ -56,6 +59,10 @@ impl<'m> Turn<'m> {
 
     /// Skips a known fact, updates the memory it revises, or adds it.
     fn learn(&mut self, fact: Fact) {
+        let known = self.known.iter().rposition(|k| k.fact.same_subject(&fact));
+        if known.is_none_or(|i| !self.known[i].fact.same_as(&fact)) {
+            self.supersede(&fact);
+        }
         match self.known.iter().rposition(|k| k.fact.same_subject(&fact)) {
             Some(i) if self.known[i].fact.same_as(&fact) => {}
             Some(i) => {
@@ -75,6 +82,36 @@ impl<'m> Turn<'m> {
                 self.known.push(Known { fact, id: None, op: Some(self.ops.len() - 1) });
             }
         }
+    }
+
+    /// Deletes the stored memories a new statement makes stale: older statements in the
+    /// user's own words about the same topic of one value (name, home, work, pronouns), or
+    /// about any topic when the new statement tells of a change ("went vegan in the end");
+    /// and, when the new statement is itself in the user's own words and tells of a change
+    /// ("we've moved up to Glasgow"), the facts of its topics of one value.
+    fn supersede(&mut self, fact: &Fact) {
+        let content = fact.content();
+        // A new way of eating is a change too ("vegan" after "keto").
+        let changes = tells_of_change(&fact.value) || is_eating_pattern(fact);
+        let topics: Vec<Topic> =
+            topics_of(&content).into_iter().filter(|t| changes || t.has_one_value()).collect();
+        if topics.is_empty() {
+            return;
+        }
+        for memory in &self.stored {
+            let Some(old) = Fact::parse(&memory.content) else { continue };
+            let stale = match old.slot {
+                Slot::Said => true,
+                slot => fact.slot == Slot::Said && changes && slot.is_single(),
+            };
+            let about = topics_of(&memory.content).iter().any(|t| topics.contains(t));
+            if stale && about && !self.deleted.contains(&memory.id) {
+                self.deleted.push(memory.id);
+                self.ops.push(MemoryOp::Delete { id: memory.id });
+            }
+        }
+        let deleted = &self.deleted;
+        self.known.retain(|k| k.id.is_none_or(|id| !deleted.contains(&id)));
     }
 
     /// Deletes every stored memory the request names.
@@ -107,7 +144,7 @@ fn forgets(facts: &[Fact], phrase: &str, topics: &[Topic], memory: &Memory) -> b
     }
     let stored = Fact::parse(&memory.content);
     let by_fact = facts.iter().any(|f| match &stored {
-        Some(s) if s.slot != Slot::Remember => names_stored_fact(f, s, &memory.content),
+        Some(s) if !matches!(s.slot, Slot::Remember | Slot::Said) => names_stored_fact(f, s, &memory.content),
         _ => contains_terms(&memory.content, &f.value),
     });
     by_fact || (facts.is_empty() && topics.is_empty() && contains_terms(&memory.content, phrase))
@@ -123,6 +160,18 @@ fn names_stored_fact(forget: &Fact, stored: &Fact, content: &str) -> bool {
         return comparable && mentioned;
     }
     comparable && (forget.same_subject(stored) || mentioned)
+}
+
+/// Words that tell of a change ("moved", "new job", "switched", "搬到", "辞职").
+static CHANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:moved|relocated|new\s+(?:job|role|position|place|flat|house|apartment|home|name)|switched|quit|no\s+longer|anymore|retired|got\s+promoted|changed|gave\s+up|stopped)\b|搬到|搬去|搬家|换了|辞职|辞掉|转行|新工作|不再|已经不|退休|跳槽|入职|改名|改成|戒了",
+    )
+    .expect("the change pattern compiles")
+});
+
+fn tells_of_change(text: &str) -> bool {
+    CHANGE.is_match(text)
 }
 
 /// Whether every keyword of `phrase` (at least one) occurs in `content`.

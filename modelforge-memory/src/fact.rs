@@ -47,6 +47,9 @@ pub(crate) enum Slot {
     Medication,
     /// A standing request about how to answer ("use metric units").
     Instruction,
+    /// A statement about the user on a tracked topic that no pattern could read, kept in the
+    /// user's own words ("we finally got the keys to the flat in Leith").
+    Said,
 }
 
 /// The language of a statement's frame.
@@ -83,6 +86,7 @@ impl Slot {
             (Slot::Pronouns, Lang::English) => ("The user's pronouns are ", "", "."),
             (Slot::Medication, Lang::English) => ("The user takes the medication ", "", "."),
             (Slot::Instruction, Lang::English) => ("The user wants me to ", "", "."),
+            (Slot::Said, Lang::English) => ("The user said: \"", "", "\"."),
             (Slot::Name, Lang::Chinese) => ("用户的名字是", "", "。"),
             (Slot::Home, Lang::Chinese) => ("用户住在", "", "。"),
             (Slot::Address, Lang::Chinese) => ("用户的地址是", "", "。"),
@@ -106,13 +110,15 @@ impl Slot {
             (Slot::Pronouns, Lang::Chinese) => ("用户的代词是", "", "。"),
             (Slot::Medication, Lang::Chinese) => ("用户在服用药物", "", "。"),
             (Slot::Instruction, Lang::Chinese) => ("用户希望我", "", "。"),
+            (Slot::Said, Lang::Chinese) => ("用户说过：“", "", "”。"),
         }
     }
 
     /// Parse order: a frame that starts another is tried first ("The user has been diagnosed
     /// with " before "The user has "); relatives ("The user's … is called") come late, and
     /// "The user is " and "用户是", the shortest frames, last.
-    const ALL: [Slot; 23] = [
+    const ALL: [Slot; 24] = [
+        Slot::Said,
         Slot::Name,
         Slot::Home,
         Slot::Address,
@@ -162,7 +168,8 @@ impl Slot {
             | Slot::AnswerLanguage
             | Slot::Pronouns
             | Slot::Medication
-            | Slot::Instruction => MemoryKind::Profile,
+            | Slot::Instruction
+            | Slot::Said => MemoryKind::Profile,
         }
     }
 
@@ -252,6 +259,11 @@ impl Fact {
         if self.slot.is_taste() && other.slot.is_taste() {
             return eq_ignore_case(&self.value, &other.value);
         }
+        // One way of eating replaces another ("I've gone vegan" after "I'm pescatarian", "改成
+        // 素食了" after 生酮); restrictions such as halal or gluten-free stand beside them.
+        if is_eating_pattern(self) && is_eating_pattern(other) {
+            return true;
+        }
         if self.slot != other.slot {
             return false;
         }
@@ -269,6 +281,40 @@ impl Fact {
             && relation(&self.key) == relation(&other.key)
             && eq_ignore_case(&self.value, &other.value)
     }
+}
+
+/// Ways of eating a person follows one at a time, in English (lowercase) and Chinese.
+const EATING_PATTERNS: [&str; 24] = [
+    "vegan",
+    "vegetarian",
+    "pescatarian",
+    "plant-based",
+    "plant based",
+    "keto",
+    "paleo",
+    "mediterranean",
+    "low-carb",
+    "low carb",
+    "carnivore",
+    "whole30",
+    "atkins",
+    "素食",
+    "吃素",
+    "素食者",
+    "素食主义者",
+    "全素",
+    "纯素",
+    "生酮",
+    "生酮饮食",
+    "地中海饮食",
+    "低碳饮食",
+    "低碳水饮食",
+];
+
+/// Whether `fact` is a way of eating (a diet or a trait such as "vegan").
+pub(crate) fn is_eating_pattern(fact: &Fact) -> bool {
+    matches!(fact.slot, Slot::Diet | Slot::Trait)
+        && EATING_PATTERNS.contains(&fact.value.to_lowercase().as_str())
 }
 
 /// `rest` without the frame's `suffix`. A missing final full stop is forgiven ("The user lives
@@ -428,5 +474,11 @@ mod tests {
         assert!(!french.same_subject(&Fact::new(Slot::Language, "Portuguese")));
         let home = Fact::new(Slot::Home, "上海");
         assert!(home.same_as(&Fact::new(Slot::Home, "上海").in_lang(Lang::Chinese)));
+        let vegan = Fact::new(Slot::Trait, "vegan");
+        assert!(vegan.same_subject(&Fact::new(Slot::Trait, "pescatarian")));
+        assert!(vegan.same_subject(&Fact::new(Slot::Diet, "keto")));
+        assert!(!vegan.same_subject(&Fact::new(Slot::Diet, "halal")));
+        assert!(!vegan.same_subject(&Fact::new(Slot::Trait, "left-handed")));
+        assert!(Fact::new(Slot::Diet, "素食").same_subject(&Fact::new(Slot::Diet, "生酮饮食")));
     }
 }

@@ -133,6 +133,37 @@ fn moving_updates_the_home_memory() {
 }
 
 #[test]
+fn what_no_pattern_reads_is_kept_in_the_users_words_and_goes_stale_like_a_fact() {
+    let extract = |text: &str, existing: &[Memory]| {
+        RuleExtractor::new().with_own_words().extract(&[ChatMessage::user(text)], existing).unwrap()
+    };
+    let text = "we finally got the keys to our apartment in leith";
+    assert_eq!(RuleExtractor::new().extract(&[ChatMessage::user(text)], &[]).unwrap(), [], "off by default");
+    let note = "The user said: \"we finally got the keys to our apartment in leith\".";
+    assert_eq!(extract(text, &[]), [add(MemoryKind::Profile, note)]);
+
+    // A newer statement about where the user lives makes the note stale, and a note that tells
+    // of a move makes the home fact stale.
+    let said = memory_at(1, MemoryKind::Profile, note);
+    let jazz = memory_at(2, MemoryKind::Preference, "The user likes jazz.");
+    let ops = extract("I live in Glasgow.", &[said.clone(), jazz.clone()]);
+    assert_eq!(
+        ops,
+        [MemoryOp::Delete { id: said.id }, add(MemoryKind::Profile, "The user lives in Glasgow.")]
+    );
+    let home = memory_at(1, MemoryKind::Profile, "The user lives in Bristol.");
+    let moved = "we relocated up north for good, the whole family's living near the coast";
+    let ops = extract(moved, &[home.clone(), jazz.clone()]);
+    assert_eq!(ops[0], MemoryOp::Delete { id: home.id }, "{ops:?}");
+    assert_eq!(ops.len(), 2, "{ops:?}");
+
+    // Leaving a job forgets the employer.
+    let employer = memory_at(1, MemoryKind::Profile, "The user works at Amazon.");
+    let ops = extract("I switched jobs, I'm no longer at Amazon.", &[employer.clone(), jazz]);
+    assert_eq!(ops, [MemoryOp::Delete { id: employer.id }]);
+}
+
+#[test]
 fn a_new_name_updates_the_name_memory_across_languages() {
     let name = memory_at(1, MemoryKind::Profile, "The user's name is Lina.");
     let ops = extract("我叫李娜", std::slice::from_ref(&name));

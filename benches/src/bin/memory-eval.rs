@@ -64,6 +64,10 @@ struct Args {
     /// Memories in the search-speed test.
     #[arg(long, default_value_t = 100_000)]
     search_memories: usize,
+    /// Run the rule extractor with statements kept in the user's own words
+    /// (`RuleExtractor::with_own_words`).
+    #[arg(long)]
+    own_words: bool,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -169,6 +173,11 @@ fn contains(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }
 
+/// The lines of `text` that hold `value`, to show where a stale or forgotten value came from.
+fn lines_with<'t>(text: &'t str, value: &str) -> Vec<&'t str> {
+    text.lines().filter(|line| contains(line, value)).collect()
+}
+
 struct Run<'a> {
     name: &'static str,
     /// Evaluate every this many conversations.
@@ -219,7 +228,8 @@ fn main() -> anyhow::Result<()> {
         None => vec![None; data.distractors.len()],
     };
 
-    let rules: Arc<dyn MemoryExtractor> = Arc::new(RuleExtractor::new());
+    let rules = if args.own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
+    let rules: Arc<dyn MemoryExtractor> = Arc::new(rules);
     let llm_extractor: Option<Arc<dyn MemoryExtractor>> =
         llm.as_ref().map(|m| Arc::new(LlmExtractor::new(Arc::clone(m))) as Arc<dyn MemoryExtractor>);
     let mut runs =
@@ -313,8 +323,11 @@ fn main() -> anyhow::Result<()> {
                             figures.injected_with_answer += usize::from(kept_out);
                             if !kept_out && args.verbose {
                                 eprintln!(
-                                    "[{}] {} forgotten but injected: {:?} ({forgotten})",
-                                    run.name, conversation.id, q.question
+                                    "[{}] {} forgotten but injected: {:?} ({forgotten}) in {:?}",
+                                    run.name,
+                                    conversation.id,
+                                    q.question,
+                                    lines_with(&injected_text, forgotten)
                                 );
                             }
                             figures.stale_or_forgotten_kept_out += usize::from(kept_out);
@@ -329,8 +342,11 @@ fn main() -> anyhow::Result<()> {
                         figures.stale_or_forgotten_kept_out += usize::from(stale_kept_out);
                         if !stale_kept_out && args.verbose {
                             eprintln!(
-                                "[{}] {} stale but injected: {:?} ({stale})",
-                                run.name, conversation.id, q.question
+                                "[{}] {} stale but injected: {:?} ({stale}) in {:?}",
+                                run.name,
+                                conversation.id,
+                                q.question,
+                                lines_with(&injected_text, stale)
                             );
                         }
                     }

@@ -163,7 +163,8 @@ fn stops(slot: Slot) -> &'static [&'static str] {
         | Slot::AnswerLanguage
         | Slot::Pronouns
         | Slot::Medication
-        | Slot::Instruction => &[],
+        | Slot::Instruction
+        | Slot::Said => &[],
     }
 }
 

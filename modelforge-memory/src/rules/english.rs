@@ -41,7 +41,7 @@ pub(super) fn english_value(slot: Slot, check: Check, raw: &str) -> Option<Strin
         Slot::Pronouns => Some(raw.to_lowercase().split_whitespace().collect()),
         Slot::Medication => Some(raw.to_lowercase()),
         Slot::Instruction => taste_phrase(raw),
-        Slot::Remember => None,
+        Slot::Remember | Slot::Said => None,
     }
 }
 

@@ -57,13 +57,30 @@ pub(crate) use topics::{Topic, topics_of};
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RuleExtractor {
-    _private: (),
+    own_words: bool,
 }
 
 impl RuleExtractor {
     /// A rule extractor. The patterns are compiled once per process, on first use.
     pub const fn new() -> Self {
-        Self { _private: () }
+        Self { own_words: false }
+    }
+
+    /// Also keeps, in the user's own words, what they say about themself on a topic the
+    /// patterns track (home, work, family, health, diet, languages, pronouns, name) when no
+    /// pattern reads it: `The user said: "we finally got the keys to our apartment in leith".`
+    ///
+    /// Hypotheticals, hedges, requests and sentences about someone else are left out; a newer
+    /// statement about a topic of one value (home, work, name, pronouns), or one that tells of a
+    /// change, replaces older ones, and forgetting by topic removes them like any memory. It
+    /// finds more of what people say in passing, at a cost in precision and in stale values:
+    /// on `memory-eval`'s held-out sets written blind, the answer was in the prompt 0.71 and
+    /// 0.50 of the time with it against 0.64 and 0.43 without, stale or forgotten values were
+    /// kept out 0.60 and 0.63 against 0.53 and 0.73, and 0.93 and 0.85 of what it wrote was
+    /// right against 0.97 and 0.94. Off by default.
+    pub const fn with_own_words(mut self) -> Self {
+        self.own_words = true;
+        self
     }
 }
 
@@ -73,7 +90,10 @@ impl MemoryExtractor for RuleExtractor {
     }
 
     fn extract(&self, turn: &[ChatMessage], existing: &[Memory]) -> Result<Vec<MemoryOp>, MemoryError> {
-        let said = turn.iter().filter(|m| m.role == Role::User).flat_map(|m| said::said_in(&m.content));
+        let said = turn
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .flat_map(|m| said::read_message(&m.content, self.own_words));
         let ops = consolidate(said, existing);
         tracing::debug!(extractor = "rules", ops = ops.len(), "extracted memory operations");
         Ok(ops)

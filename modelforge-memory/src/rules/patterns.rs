@@ -356,6 +356,8 @@ fn who_and_where() -> Vec<Source> {
             ),
         ),
         (Drives, English, none, format!(r"(?i)\bi\s+{a}(?:drive|ride)\s+(?P<v>(?:a|an|the|my)\s+.+)")),
+        // "sold the Outback, now I'm driving a Tacoma".
+        (Drives, English, none, r"(?i)\b(?:now\s+i'm|i'm\s+now)\s+driving\s+(?P<v>(?:a|an|my)\s+.+)".into()),
         (
             Likes,
             English,
@@ -384,11 +386,15 @@ fn who_and_where() -> Vec<Source> {
         (Home, Chinese, none, "我(?:现在|目前|一直|也|还|就)?在(?P<v>[^住，。]{1,12}?)(?:工作和|上班和)?(?:住|生活|定居)".into()),
         (Home, Chinese, none, "^(?:现在|目前|一直|也)?住在(?P<v>.+)".into()),
         (Home, Chinese, none, "我来自(?P<v>.+)".into()),
-        (Home, Chinese, none, "(?:我(?:们)?|^)(?:全家|一家)?(?:已经|刚刚|刚|最近|上个月|去年|上周|前段时间|终于)*(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
+        (Home, Chinese, none, "(?:我(?:们)?|^)(?:全家|一家|家)?(?:已经|刚刚|刚|最近|上个月|去年|上周|前段时间|终于)*(?:从.{1,10}?)?搬(?:到|去)了?(?P<v>.+)".into()),
         (Job, Chinese, none, "(?:我|^)(?:现在|目前)?是一(?:名|位)(?P<v>.+)".into()),
         (Job, Chinese, none, "我(?:现在|目前)?(?:的)?(?:工作|职业)是(?P<v>.+)".into()),
         (Job, Chinese, Occupation, format!("(?:我|^){z}(?:在.{{1,12}}?)?(?:当|做|开)(?P<v>[^，。]{{1,8}}?)(?:工作)?$")),
         (Job, Chinese, Occupation, "我(?:现在|目前)?是(?P<v>.+)".into()),
+        // "我转岗了，现在是产品经理": the clause opens with the time word.
+        (Job, Chinese, Occupation, "^(?:现在|目前)(?:已经)?是(?P<v>.+)".into()),
+        // "辞掉了数学老师的工作，转行做产品经理了".
+        (Job, Chinese, none, "(?:我|^)(?:已经|刚)?转行(?:做|当|成)了?(?P<v>[^，。,！!]{2,8}?)了?$".into()),
         (Employer, Chinese, none, "(?:我|^)(?:现在|目前|一直)?在(?P<v>[^，。住]{1,15}?)(?:工作|上班|任职|实习)".into()),
         // "在一家书店当店员", "在腾讯做产品经理": an organisation, then an occupation.
         (

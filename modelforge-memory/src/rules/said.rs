@@ -5,11 +5,14 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::care::{allergy_list, condition_list};
+use super::chinese::chinese_value;
+use super::english::english_value;
 use super::languages::spoken_languages;
+use super::patterns::Check;
 use super::patterns::EN_RELATIONS;
 use super::patterns::{PATTERNS, SENTENCE_PATTERNS};
 use super::requests::{Request, request_in};
-use super::topics::Topic;
+use super::topics::{Topic, topics_of};
 use crate::clauses::{all_sentences, clauses, normalize};
 use crate::fact::{Fact, Lang, Slot};
 
@@ -36,10 +39,17 @@ pub(crate) fn facts_in(text: &str) -> Vec<Fact> {
         .collect()
 }
 
-/// The facts stated in `text` as (slot, value) pairs, for tests that do not look at keys.
+/// The facts the patterns read in `text` as (slot, value) pairs, for tests that do not look at
+/// keys; statements kept in the user's own words are left out.
 #[cfg(test)]
 pub(crate) fn slot_values(text: &str) -> Vec<(Slot, String)> {
-    facts_in(text).into_iter().map(|f| (f.slot, f.value)).collect()
+    facts_in(text).into_iter().filter(|f| f.slot != Slot::Said).map(|f| (f.slot, f.value)).collect()
+}
+
+/// Everything `text` says about the user, statements in the user's own words included.
+#[cfg(test)]
+pub(crate) fn said_in(text: &str) -> Vec<Said> {
+    read_message(text, true)
 }
 
 /// Everything `text` says about the user, in order.
@@ -47,10 +57,13 @@ pub(crate) fn slot_values(text: &str) -> Vec<(Slot, String)> {
 /// A request to remember or forget may open any clause ("I sold the car, so forget that I
 /// drive a Jeep"); it takes the rest of the sentence, and the clauses before it are read as
 /// usual.
-pub(crate) fn said_in(text: &str) -> Vec<Said> {
+///
+/// With `own_words`, a statement about the user on a tracked topic that no pattern reads is
+/// kept in the user's own words ([`Slot::Said`]).
+pub(crate) fn read_message(text: &str, own_words: bool) -> Vec<Said> {
     let mut out: Vec<Said> = Vec::new();
     for (sentence, is_question) in all_sentences(text) {
-        read_sentence(&sentence, is_question, &mut out);
+        read_sentence(&sentence, is_question, own_words, &mut out);
     }
     named_later(&normalize(text)).into_iter().for_each(|fact| push_fact(&mut out, fact));
     out
@@ -99,7 +112,7 @@ fn first_name(text: &str) -> Option<String> {
     ok.then(|| word.to_owned())
 }
 
-fn read_sentence(sentence: &str, is_question: bool, out: &mut Vec<Said>) {
+fn read_sentence(sentence: &str, is_question: bool, own_words: bool, out: &mut Vec<Said>) {
     let parts = clauses(sentence);
     let starts = clause_starts(sentence, &parts);
     let request = starts.iter().enumerate().find_map(|(i, &at)| request_in(&sentence[at..]).map(|r| (i, r)));
@@ -113,7 +126,18 @@ fn read_sentence(sentence: &str, is_question: bool, out: &mut Vec<Said>) {
     };
     // Patterns across clauses read statements only.
     let whole = if is_question { "" } else { stated };
-    stated_facts(whole, before).into_iter().for_each(|fact| push_fact(out, fact));
+    let facts = stated_facts(whole, before);
+    let left: Vec<Said> = before.iter().filter_map(|clause| left_employer(clause)).collect();
+    if own_words && facts.is_empty() && request.is_none() && left.is_empty() {
+        // What a question states before it asks ("as a night nurse, how do I ...").
+        let stated = match starts.last() {
+            Some(&last) if is_question => &sentence[..last],
+            _ => sentence,
+        };
+        out.extend(in_own_words(stated).map(Said::Fact));
+    }
+    facts.into_iter().for_each(|fact| push_fact(out, fact));
+    out.extend(left);
     match request {
         Some((_, Request::Forget { forget, then })) => {
             out.push(forget);
@@ -153,6 +177,92 @@ fn says_more(more: &Fact, less: &Fact) -> bool {
         && more.value.len() > less.value.len()
         && more.value.contains(&less.value)
 }
+
+/// "I'm no longer at Amazon", "i quit Deloitte", "我已经不在腾讯上班了": the employer named
+/// is forgotten.
+fn left_employer(clause: &str) -> Option<Said> {
+    let caps = LEFT_EMPLOYER.captures(clause)?;
+    let (raw, lang) = match (caps.name("v"), caps.name("z")) {
+        (Some(v), _) => (v.as_str(), Lang::English),
+        (None, Some(z)) => (z.as_str(), Lang::Chinese),
+        (None, None) => return None,
+    };
+    let value = match lang {
+        Lang::English => english_value(Slot::Employer, Check::None, raw)?,
+        Lang::Chinese => chinese_value(Slot::Employer, Check::None, raw)?,
+    };
+    let fact = Fact::new(Slot::Employer, value.clone()).in_lang(lang);
+    Some(Said::Forget { facts: vec![fact], phrase: value, topics: Vec::new() })
+}
+
+static LEFT_EMPLOYER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:i'm\s+no\s+longer\s+(?:at|with|working\s+(?:at|for))|i\s+no\s+longer\s+work\s+(?:at|for)|i\s+(?:just\s+|finally\s+)?(?:left|quit)(?:\s+my\s+job\s+at)?|i\s+don't\s+work\s+(?:at|for))\s+(?P<v>.+)|我(?:已经)?(?:不在|从)(?P<z>[^，。,！!]{2,12}?)(?:工作|上班|干|辞职|离职)了",
+    )
+    .expect("the leaving pattern compiles")
+});
+
+/// A statement about the user on a topic the rules track (home, work, family, health, diet,
+/// languages, pronouns, name) that no pattern could read, kept in the user's own words, so a
+/// fact said in an unusual way is not lost. Only what the user says of themself counts: a
+/// statement whose subject is someone else ("my dad's diabetic so ..."), a hypothetical, a
+/// denial ("i'm not vegan but ..."), a request, or a sentence too short or too long to be one
+/// fact is left out.
+fn in_own_words(stated: &str) -> Option<Fact> {
+    let text = stated.trim().trim_end_matches([',', '，', ';', '；', ':', '：', '-', '—']).trim();
+    let chinese = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let length = text.chars().count();
+    let fits = if chinese { (6..=80).contains(&length) } else { (12..=200).contains(&length) };
+    let about_me = if chinese { ZH_SUBJECT.is_match(text) } else { EN_SUBJECT.is_match(text) };
+    if !fits || !about_me || SOMEONE_ELSE.is_match(text) || NOT_A_FACT.is_match(text) {
+        return None;
+    }
+    // "I practically live on them" says nothing about a home, and "a biography of Steve Jobs"
+    // nothing about work: topic words are read outside names.
+    let plain = NAMES.replace_all(&LIVE_ON.replace_all(text, ""), "").into_owned();
+    if topics_of(&plain).is_empty() {
+        return None;
+    }
+    let text = text.trim_end_matches(['.', '。', '!', '！', '~', '…']).trim();
+    Some(Fact::new(Slot::Said, text).in_lang(if chinese { Lang::Chinese } else { Lang::English }))
+}
+
+/// The speaker as the subject of an English sentence.
+static EN_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:i|i'm|i've|i'd|i'll|we|we're|we've|we'll)\b").expect("the subject pattern compiles")
+});
+
+/// The speaker as the subject of a Chinese sentence: 我 or 我们家, not 我的…, 我们组…, 我妈….
+static ZH_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"我(?:们家|[^们的爸妈哥姐弟妹老爷奶外婆公朋同邻室儿女孙表堂舅姑姨叔伯男先太媳闺领])")
+        .expect("the subject pattern compiles")
+});
+
+/// A sentence that opens with someone else as its subject ("my sister is a dentist", "Niamh's
+/// brother lives in Galway", "one of my clients is based in Vienna").
+static SOMEONE_ELSE: LazyLock<Regex> = LazyLock::new(|| {
+    let source = format!(
+        r"(?i)^(?:(?:oh|so|and|but|also|well|lol|haha|ok|okay|btw|yeah|anyway)[,\s]+)*(?:(?:my|our)\s+(?:\w+\s+)?(?:{EN_RELATIONS}|friend|friends|mate|colleague|coworker|co-worker|boss|manager|neighbou?r|roommate|flatmate|cousin|aunt|uncle|grandma|grandpa|nan|client|clients|teacher|doctor|brother-in-law|sister-in-law|in-laws|family)\b|one\s+of\s+my\b|(?-i:[A-Z][a-z]+)'s\s|(?:he|she|they)\b)"
+    );
+    Regex::new(&source).unwrap_or_else(|err| panic!("someone-else pattern {source}: {err}"))
+});
+
+/// Capitalized words after the first word, but "I" ("Steve Jobs", "Boots").
+static NAMES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s(?:[A-Z][a-z][\w'-]*)").expect("the name pattern compiles"));
+
+static LIVE_ON: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\blive\s+(?:on|off|for|without|in\s+(?:fear|hope|denial|the\s+moment|the\s+past))\b")
+        .expect("the live-on pattern compiles")
+});
+
+/// What is not a fact about the speaker now: hypotheticals, wishes, denials, requests.
+static NOT_A_FACT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:if|would|wish|imagine|pretend|suppose|let's\s+say|role-?play|i'm\s+not|i\s+am\s+not|i\s+need\s+help|help\s+me|can\s+you|could\s+you|please|pls|plz|forget|question|wondering|curious|might|maybe|perhaps|probably|i\s+think|not\s+sure|don't\s+(?:keep|save|store|remember)|looking\s+for|any\s+(?:ideas|tips|suggestions|recommendations))\b|如果|假如|要是|假设|我不是|帮我|请你|给我|能不能|可不可以",
+    )
+    .expect("the hypothetical pattern compiles")
+});
 
 /// Adds `fact` unless the message already said it.
 fn push_fact(out: &mut Vec<Said>, fact: Fact) {
@@ -409,6 +519,9 @@ mod how_people_write {
         assert_eq!(facts("我平时住在大连"), vec![(Slot::Home, "大连".to_owned())]);
         assert_eq!(facts("我现在住成都"), vec![(Slot::Home, "成都".to_owned())]);
         assert_eq!(facts("最近搬到了青岛"), vec![(Slot::Home, "青岛".to_owned())]);
+        assert_eq!(facts("我们家已经从成都搬到了厦门"), vec![(Slot::Home, "厦门".to_owned())]);
+        assert_eq!(facts("我转岗了，现在是设计师"), vec![(Slot::Job, "设计师".to_owned())]);
+        assert_eq!(facts("现在是下午三点"), vec![]);
         assert_eq!(facts("家里有只橘猫叫年糕"), vec![(Slot::Relative, "年糕".to_owned())]);
         assert_eq!(facts("前女友李悦又联系我了"), vec![(Slot::Relative, "李悦".to_owned())]);
     }
@@ -508,6 +621,67 @@ mod how_people_write {
                 "{text}: {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn what_no_pattern_reads_is_kept_in_own_words() {
+        for (text, note) in [
+            (
+                "we finally got the keys to our apartment in leith, the commute is brutal though",
+                "we finally got the keys to our apartment in leith, the commute is brutal though",
+            ),
+            (
+                "I wrecked my knee skiing in march and i'm still in physio.",
+                "I wrecked my knee skiing in march and i'm still in physio",
+            ),
+            ("我最近在一家做芯片的公司上班，挺累的", "我最近在一家做芯片的公司上班，挺累的"),
+        ] {
+            let found = facts_in(text);
+            assert!(found.iter().any(|f| f.slot == Slot::Said && f.value == note), "{text}: {found:?}");
+        }
+        for text in [
+            "the weather is awful today",
+            "if i lived in leith would the commute be bad?",
+            "my friend works at the hospital and i visit her",
+            "my dad's diabetic so I'm used to reading labels",
+            "Niamh's brother lives in Galway and we visit",
+            "i'm not vegan but i've been eating plant burgers",
+            "I need help prepping for a job interview",
+            "I have a question about diabetes.",
+            "I'm reading a biography of Steve Jobs.",
+            "just don't keep any of it, I'm job hunting",
+            "My go-to order is a flat white, I practically live on them",
+            "我表妹住在重庆，她说重庆更热",
+            "what's a good job for someone who likes maps?",
+            "我们组新来的实习生是北京人",
+            "帮我列一个一周的素食菜单吧",
+            "如果我住在上海会怎么样",
+            "I live in Lyon.",
+        ] {
+            assert!(!facts_in(text).iter().any(|f| f.slot == Slot::Said), "{text}");
+        }
+    }
+
+    #[test]
+    fn leaving_a_job_forgets_the_employer_and_changes_replace() {
+        let forgets = |text: &str| {
+            said_in(text).into_iter().find_map(|said| match said {
+                Said::Forget { facts, .. } => Some(facts.into_iter().map(|f| f.value).collect::<Vec<_>>()),
+                Said::Fact(_) => None,
+            })
+        };
+        assert_eq!(forgets("I switched jobs, I'm no longer at Amazon."), Some(vec!["Amazon".to_owned()]));
+        assert_eq!(forgets("i quit Deloitte last week"), Some(vec!["Deloitte".to_owned()]));
+        assert_eq!(forgets("我已经不在腾讯上班了"), Some(vec!["腾讯".to_owned()]));
+        assert_eq!(forgets("I'm no longer at the mercy of my landlord"), None);
+        assert!(!facts_in("I switched jobs, I'm no longer at Amazon.").iter().any(|f| f.slot == Slot::Said));
+        assert!(has(
+            "Finally sold the Subaru, now I'm driving a Toyota Tacoma",
+            Slot::Drives,
+            "a Toyota Tacoma"
+        ));
+        assert!(has("最近我辞掉了数学老师的工作，转行做产品经理了", Slot::Job, "产品经理"));
+        assert!(!has("I'm driving a rental to the airport", Slot::Drives, "a rental to the airport"));
     }
 
     #[test]

@@ -86,8 +86,8 @@ impl Topic {
 /// The topics of a stored memory, a part of the family always with the family itself.
 pub(crate) fn topics_of(content: &str) -> Vec<Topic> {
     match Fact::parse(content) {
-        Some(fact) if fact.slot != Slot::Remember => fact_topics(&fact),
-        Some(remembered) => text_topics(&remembered.value),
+        Some(fact) if !matches!(fact.slot, Slot::Remember | Slot::Said) => fact_topics(&fact),
+        Some(in_own_words) => text_topics(&in_own_words.value),
         None => text_topics(content),
     }
 }
@@ -111,7 +111,7 @@ fn fact_topics(fact: &Fact) -> Vec<Topic> {
         Slot::Language | Slot::NativeLanguage | Slot::AnswerLanguage => vec![Languages],
         Slot::Pronouns => vec![Pronouns],
         Slot::Drives => vec![Car],
-        Slot::Likes | Slot::Dislikes | Slot::Remember | Slot::Instruction => Vec::new(),
+        Slot::Likes | Slot::Dislikes | Slot::Remember | Slot::Instruction | Slot::Said => Vec::new(),
     }
 }
 
@@ -136,6 +136,12 @@ fn text_topics(text: &str) -> Vec<Topic> {
 }
 
 impl Topic {
+    /// Topics of which a person has one at a time: a new statement about one makes the old
+    /// stale.
+    pub(crate) const fn has_one_value(self) -> bool {
+        matches!(self, Topic::Name | Topic::Home | Topic::Work | Topic::Pronouns)
+    }
+
     /// The family and its parts.
     pub(crate) const fn is_family(self) -> bool {
         matches!(

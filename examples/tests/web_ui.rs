@@ -172,7 +172,17 @@ impl Page {
             }
             if started.elapsed() > PATIENCE {
                 let state = self.js("return document.body.innerText.slice(0, 2000)").await;
-                panic!("{what}: not in time. The page says:\n{}", state.as_str().unwrap_or_default());
+                // The banner hides itself after a while; its last text stays in the page.
+                let last_error = self
+                    .js("return document.querySelector('[data-testid=error-banner] .banner-text')?.textContent ?? ''")
+                    .await;
+                let search = self
+                    .js("return document.querySelector('[data-testid=session-search]')?.value ?? ''")
+                    .await;
+                panic!(
+                    "{what}: not in time. The page says:\n{}\nlast error: {last_error}; chat search box: {search}",
+                    state.as_str().unwrap_or_default()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -253,8 +263,11 @@ impl Page {
         self.click("login-submit").await;
     }
 
+    /// Waits until the chat page has loaded the account's chats and opened one (or a new one):
+    /// until then the page may still move the focus to the message box.
     async fn wait_for_app(&self) {
-        self.until("the chat page", "return !document.querySelector('#app').hidden").await;
+        self.until("the chat page", "return !document.querySelector('#app').hidden && document.querySelector('#app').dataset.ready === 'true'")
+            .await;
     }
 
     /// The messages shown: role, id and text.

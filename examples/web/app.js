@@ -381,6 +381,7 @@ function showLogin() {
 
 /** Forgets the tokens and goes back to the login form. */
 function signedOut(message) {
+  delete $('#app').dataset.ready;
   S.access = null;
   S.refresh = null;
   S.user = null;
@@ -418,8 +419,11 @@ async function enterApp() {
   byTestId('admin-open').hidden = S.user.role !== 'admin';
   await Promise.all([loadModels(), loadSessions()]);
   const last = store.get(`session.${S.user.id}`, null);
-  if (last && (await attempt(() => openSession(last, { quiet: true }))) !== false && S.current) return;
-  newChat();
+  if (!(last && (await attempt(() => openSession(last, { quiet: true }))) !== false && S.current)) {
+    // Someone already typing in the search box keeps their focus.
+    newChat({ focus: !document.activeElement?.matches('input, textarea, select') });
+  }
+  $('#app').dataset.ready = 'true';
 }
 
 // ------------------------------------------------------------------------------------------
@@ -542,7 +546,7 @@ function rememberCurrent() {
 }
 
 /** A new chat: nothing is created on the server until its first message. */
-function newChat() {
+function newChat({ focus = true } = {}) {
   stopReading();
   S.current = null;
   S.messages = [];
@@ -551,7 +555,7 @@ function newChat() {
   renderHeader();
   renderThread();
   renderSessions();
-  chatInput.focus();
+  if (focus) chatInput.focus();
 }
 
 async function openSession(id, { quiet = false } = {}) {

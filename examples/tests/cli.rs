@@ -130,6 +130,19 @@ fn english_memories_reach_a_new_session() {
 }
 
 #[test]
+fn with_memory_own_words_what_no_rule_reads_is_kept_in_the_users_words() {
+    let dir = setup();
+    let statement = "we finally got the keys to our apartment in leith";
+    let plain = turn(dir.path(), None, statement);
+    assert_eq!(plain["memories_learned"], serde_json::json!([]), "off by default");
+    let own_words =
+        chat_json(dir.path(), "8", &["--new-session", "--memory-own-words", "--message", statement]);
+    let learned = own_words["memories_learned"].as_array().unwrap();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert_eq!(learned[0]["content"], format!("The user said: \"{statement}\"."));
+}
+
+#[test]
 fn chinese_memories_reach_a_new_session() {
     memories_reach_a_new_session("我叫李娜，我住在上海。", &["李娜", "上海"]);
 }

@@ -86,6 +86,11 @@ struct Args {
     /// Also let the model extract memories, besides the rules.
     #[arg(long)]
     llm_memory: bool,
+    /// Also remember, in the user's own words, what they say about themself (home, work,
+    /// family, health, diet, languages, pronouns, name) when no rule reads it: more is
+    /// remembered, at a cost in precision and in stale facts (see the README).
+    #[arg(long, env = "MODELFORGE_MEMORY_OWN_WORDS")]
+    memory_own_words: bool,
     #[command(flatten)]
     web: setup::WebArgs,
     /// Accept any caller on the OpenAI-compatible API (`/v1`), for local tools that cannot log
@@ -249,7 +254,9 @@ fn load(
         .clone()
         .map(|embedder| ServedEmbedder { name: embedder_name(args.embedder.as_deref()), embedder });
     let memory = Arc::new(MemoryBank::new(store.clone(), embedder));
-    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
+    let rules =
+        if args.memory_own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
+    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(rules)];
     if args.llm_memory {
         extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
     }

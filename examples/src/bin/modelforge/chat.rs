@@ -73,6 +73,11 @@ pub struct ChatArgs {
     /// Also let the model extract memories (grammar-constrained JSON), besides the rules.
     #[arg(long)]
     llm_memory: bool,
+    /// Also remember, in the user's own words, what they say about themself (home, work,
+    /// family, health, diet, languages, pronouns, name) when no rule reads it: more is
+    /// remembered, at a cost in precision and in stale facts (see the README).
+    #[arg(long, env = "MODELFORGE_MEMORY_OWN_WORDS")]
+    memory_own_words: bool,
     /// The sentence embedder for memory search (a directory, or `none`) [default:
     /// MODELFORGE_EMBEDDER, else DATA_DIR/models/all-MiniLM-L6-v2 if present, else keywords
     /// only].
@@ -122,7 +127,9 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
     let web = setup::open_web(&args.web_args, embedder.clone())?;
     let bank = Arc::new(MemoryBank::new(store.clone(), embedder));
-    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(RuleExtractor::new())];
+    let rules =
+        if args.memory_own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
+    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(rules)];
     if args.llm_memory {
         extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
     }

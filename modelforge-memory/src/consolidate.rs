@@ -5,7 +5,9 @@
 //! contradicts a stored dislike of the same thing (or the reverse) updates it, so the store
 //! never holds both sides of a contradiction. A request to forget deletes the memories it
 //! names: by their fact ("forget that I like olives"), by topic ("forget my job": every memory
-//! about the user's work), or by the words it names ("forget my passport number").
+//! about the user's work), or by the words it names ("forget my passport number"). A statement
+//! kept in the user's own words goes stale when a newer statement speaks about its topic (see
+//! `Turn::supersede`).
 
 use std::sync::LazyLock;
 
@@ -86,7 +88,8 @@ impl<'m> Turn<'m> {
 
     /// Deletes the stored memories a new statement makes stale: older statements in the
     /// user's own words about the same topic of one value (name, home, work, pronouns), or
-    /// about any topic when the new statement tells of a change ("went vegan in the end");
+    /// about any topic when the new statement tells of a change ("gave up keto") or is a way
+    /// of eating ("vegan");
     /// and, when the new statement is itself in the user's own words and tells of a change
     /// ("we've moved up to Glasgow"), the facts of its topics of one value.
     fn supersede(&mut self, fact: &Fact) {

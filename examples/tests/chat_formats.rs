@@ -5,8 +5,8 @@
 //! format of each model; a safetensors directory chats and benches through candle.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -185,58 +185,17 @@ fn the_cli_chats_with_gemma3_in_gemma_s_format() {
     assert_no_markers(turn["reply"].as_str().unwrap());
 }
 
-/// A `modelforge-server` process, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path, args: &[&str]) -> Server {
+fn start_server(dir: &Path, args: &[&str]) -> common::ServerProcess {
     static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let log = dir.join(format!("server-{n}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_modelforge-server"))
+    let mut command = common::ServerProcess::command();
+    command
         .arg("--data-dir")
         .arg(dir)
         .args(args)
-        .args(["--addr", "127.0.0.1:0", "--no-auth", "--ctx-size", "2048", "--embedder", "none"])
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", dir.join("hf"))
-        .env("MODELFORGE_LOG", "warn")
-        .env_remove("MODELFORGE_DATA_DIR")
-        .env_remove("MODELFORGE_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Server { child, base: String::new(), log };
-    let started = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!(
-                "modelforge-server exited with {status}:\n{}",
-                std::fs::read_to_string(&server.log).unwrap()
-            );
-        }
-        if server.base.is_empty() {
-            server.base = common::served_address(&std::fs::read_to_string(&server.log).unwrap_or_default())
-                .unwrap_or_default();
-        }
-        if !server.base.is_empty() && http::blocking_get(&format!("{}/health", server.base)) == Some(200) {
-            return server;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "the server did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        .args(["--no-auth", "--ctx-size", "2048", "--embedder", "none"])
+        .env("HF_HUB_CACHE", dir.join("hf"));
+    common::ServerProcess::start(command, dir.join(format!("server-{n}.log")), Duration::from_secs(120))
 }
 
 /// Tiny blocking HTTP over reqwest's async client, for a plain `#[test]`.
@@ -245,11 +204,6 @@ mod http {
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-    }
-
-    /// The status of a GET, `None` when nothing answers.
-    pub fn blocking_get(url: &str) -> Option<u16> {
-        runtime().block_on(async { Client::new().get(url).send().await.ok().map(|r| r.status().as_u16()) })
     }
 
     /// Status and JSON body of a request with an optional bearer token and JSON body.
@@ -274,7 +228,7 @@ mod http {
     }
 }
 
-fn completion(server: &Server, model: &str, question: &str) -> Value {
+fn completion(server: &common::ServerProcess, model: &str, question: &str) -> Value {
     let body = json!({
         "model": model,
         "messages": [{"role": "user", "content": question}],
@@ -287,7 +241,7 @@ fn completion(server: &Server, model: &str, question: &str) -> Value {
     answer
 }
 
-fn api_models(server: &Server) -> Value {
+fn api_models(server: &common::ServerProcess) -> Value {
     let url = |path: &str| format!("{}{path}", server.base);
     // `lina` was made with `modelforge user add` (see `data_dir`).
     let user = json!({"username": "lina", "password": PASSWORD});

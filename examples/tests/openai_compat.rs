@@ -6,8 +6,8 @@
 //! A missing virtual environment is a failure that says how to make it, never a skip.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 mod common;
 
@@ -39,55 +39,28 @@ fn python() -> PathBuf {
 
 /// A `modelforge-server` process on a loopback port the system picks, killed on drop.
 struct Server {
-    child: Child,
+    inner: common::ServerProcess,
     base: String,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
         let model = modelforge_testkit::smollm2_gguf();
         let embedder = modelforge_testkit::minilm_dir();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
+        let mut command = common::ServerProcess::command();
         command
-            .args(["--data-dir", dir.path().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .args(["--data-dir", dir.path().to_str().unwrap()])
             .args(["--model", model.to_str().unwrap(), "--embedder", embedder.to_str().unwrap()])
             .args(["--ctx-size", &CONTEXT.to_string()])
             .args(extra);
-        for var in ["MODELFORGE_DATABASE_URL", "MODELFORGE_DATA_DIR", "MODELFORGE_EMBEDDER"] {
-            command.env_remove(var);
-        }
-        command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        let mut server = Server { child, base: String::new(), log, _dir: dir };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("modelforge-server exited with {status}:\n{}", server.log_text());
-            }
-            if server.base.is_empty() {
-                server.base = common::served_address(&server.log_text()).unwrap_or_default();
-            }
-            if !server.base.is_empty()
-                && http("GET", &format!("{}/health", server.base), None, None).is_ok_and(|(s, _)| s == 200)
-            {
-                return server;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "modelforge-server not healthy in time:\n{}",
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let inner = common::ServerProcess::start(command, dir.path().join("server.log"), PATIENCE);
+        Server { base: inner.base.clone(), inner, _dir: dir }
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.inner.log_text()
     }
 
     /// A new user's API key.
@@ -128,13 +101,6 @@ impl Server {
             String::from_utf8_lossy(&output.stderr),
             self.log_text()
         );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

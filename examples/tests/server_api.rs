@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,11 +49,10 @@ async fn serve_with(registration: Registration) -> Server {
     Server { api: Api::new(served.base), store: served.store, db: served.db, _dir: served.dir }
 }
 
-/// A `modelforge-server` process, killed on drop.
+/// A `modelforge-server` process and a client of it, the process killed on drop.
 struct Process {
     api: Api,
-    child: Child,
-    log: PathBuf,
+    inner: common::ServerProcess,
 }
 
 impl Process {
@@ -62,59 +61,16 @@ impl Process {
     /// the server binds it) and waits until `/health` answers 200; fails with the server's log if
     /// it exits or takes too long.
     async fn start(args: &[String], env: &[(&str, &str)], log: PathBuf) -> Process {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
-        command.args(args).args(["--addr", "127.0.0.1:0"]);
-        for var in [
-            "MODELFORGE_DATABASE_URL",
-            "MODELFORGE_DATA_DIR",
-            "MODELFORGE_EMBEDDER",
-            "MODELFORGE_JWT_SECRET",
-            "MODELFORGE_JWT_SECRET_FILE",
-        ] {
-            command.env_remove(var);
-        }
-        command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn").envs(env.iter().copied());
-        let file = std::fs::File::create(&log).unwrap();
-        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        let mut process = Process { api: Api::new(String::new()), child, log };
-        let started = Instant::now();
-        while process.api.base.is_empty() {
-            if let Some(status) = process.child.try_wait().unwrap() {
-                panic!("modelforge-server exited with {status}:\n{}", process.log_text());
-            }
-            let log = process.log_text();
-            if let Some(base) = common::served_address(&log) {
-                process.api = Api::new(base);
-            }
-            assert!(started.elapsed() < PATIENCE, "modelforge-server did not say where it serves:\n{log}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        loop {
-            if let Some(status) = process.child.try_wait().unwrap() {
-                panic!("modelforge-server exited with {status}:\n{}", process.log_text());
-            }
-            let health = process.api.http.get(format!("{}/health", process.api.base)).send().await;
-            if health.is_ok_and(|r| r.status() == 200) {
-                return process;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "modelforge-server not healthy in time:\n{}",
-                process.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut command = common::ServerProcess::command();
+        command.args(args).envs(env.iter().copied());
+        let inner = tokio::task::spawn_blocking(move || common::ServerProcess::start(command, log, PATIENCE))
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+        Process { api: Api::new(inner.base.clone()), inner }
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.log_text()
     }
 }
 
@@ -1295,7 +1251,7 @@ async fn stopping_lets_a_running_reply_finish_and_refuses_new_ones() {
     let mut long = api.start_chat(&token, &first, "Write a long story about a lighthouse.", 120).await;
     long.piece().await;
 
-    let pid = server.child.id().to_string();
+    let pid = server.inner.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     eventually("/health says the server is stopping", || async {
         match api.get("/health", "").await {
@@ -1312,7 +1268,7 @@ async fn stopping_lets_a_running_reply_finish_and_refuses_new_ones() {
     assert_ne!(turn.done["finish_reason"], "cancelled", "{}", turn.done);
     let started = Instant::now();
     let exited = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.inner.child.try_wait().unwrap() {
             break status;
         }
         assert!(started.elapsed() < PATIENCE, "the server did not exit:\n{}", server.log_text());

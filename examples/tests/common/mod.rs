@@ -155,3 +155,85 @@ pub fn served_address(log: &str) -> Option<String> {
     let (addr, _) = rest.split_once("/ ")?;
     Some(format!("http://{addr}"))
 }
+
+/// A `modelforge-server` process on a loopback port the system picks, killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// Where it serves: `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its standard error.
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// The `modelforge-server` binary without the settings a developer's shell may hold
+    /// (database, data directory, embedder, signing key), offline for the Hub, logging warnings.
+    pub fn command() -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_modelforge-server"));
+        for var in [
+            "MODELFORGE_DATABASE_URL",
+            "MODELFORGE_DATA_DIR",
+            "MODELFORGE_EMBEDDER",
+            "MODELFORGE_JWT_SECRET",
+            "MODELFORGE_JWT_SECRET_FILE",
+        ] {
+            command.env_remove(var);
+        }
+        command.env("HF_HUB_OFFLINE", "1").env("MODELFORGE_LOG", "warn");
+        command
+    }
+
+    /// Starts `command` on `127.0.0.1:0` with its standard error in `log`, reads the address
+    /// from the line it prints once serving, and waits until `/health` answers 200. Panics with
+    /// the log if the process exits or takes longer than `patience`. It blocks: from async code,
+    /// call it in `tokio::task::spawn_blocking`.
+    pub fn start(mut command: std::process::Command, log: PathBuf, patience: std::time::Duration) -> Self {
+        use std::process::Stdio;
+        let file = std::fs::File::create(&log).unwrap();
+        command.args(["--addr", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        let child = command.spawn().unwrap();
+        let mut server = ServerProcess { child, base: String::new(), log };
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("modelforge-server exited with {status}:\n{}", server.log_text());
+            }
+            if server.base.is_empty() {
+                server.base = served_address(&server.log_text()).unwrap_or_default();
+            }
+            if !server.base.is_empty() && health_is_ok(&server.base) {
+                return server;
+            }
+            assert!(
+                started.elapsed() < patience,
+                "modelforge-server not healthy in time:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `GET {base}/health` answers 200, over a plain blocking connection.
+fn health_is_ok(base: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut head = [0u8; 12];
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.ends_with(b" 200")
+}

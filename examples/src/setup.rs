@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use modelforge_core::{
-    Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, ModelFormat, ModelHub, ModelInfo,
-    SessionStore,
+    Backend, CachedModel, CancelToken, Embedder, LoadOptions, LoadedModel, MemoryExtractor, ModelFormat,
+    ModelHub, ModelInfo, SessionStore,
 };
 use modelforge_engine::{BertEmbedder, CandleBackend, KvCacheType, LlamaCppBackend};
 use modelforge_hub::{HfHub, LocalCatalog, ModelRef};
+use modelforge_memory::{LlmExtractor, RuleExtractor};
 use modelforge_store::{PgStore, SqliteStore, StoreOptions, load_or_create_secret};
 
 /// The data directory: `--data-dir`/`MODELFORGE_DATA_DIR` if given, else the platform's data
@@ -260,6 +261,21 @@ pub fn describe_model(
         }
     };
     ModelDescription { backend, chat_format, error }
+}
+
+/// The memory extractors of a chat: the rules (with statements kept in the user's own words if
+/// `own_words`), and `model` itself if `llm_memory`.
+pub fn memory_extractors(
+    model: &Arc<dyn LoadedModel>,
+    own_words: bool,
+    llm_memory: bool,
+) -> Vec<Arc<dyn MemoryExtractor>> {
+    let mut extractors: Vec<Arc<dyn MemoryExtractor>> =
+        vec![Arc::new(RuleExtractor::new().with_own_words(own_words))];
+    if llm_memory {
+        extractors.push(Arc::new(LlmExtractor::new(Arc::clone(model))));
+    }
+    extractors
 }
 
 /// The Hugging Face repository of the default embedder.

@@ -135,7 +135,7 @@ fn moving_updates_the_home_memory() {
 #[test]
 fn what_no_pattern_reads_is_kept_in_the_users_words_and_goes_stale_like_a_fact() {
     let extract = |text: &str, existing: &[Memory]| {
-        RuleExtractor::new().with_own_words().extract(&[ChatMessage::user(text)], existing).unwrap()
+        RuleExtractor::new().with_own_words(true).extract(&[ChatMessage::user(text)], existing).unwrap()
     };
     let text = "we finally got the keys to our apartment in leith";
     assert_eq!(RuleExtractor::new().extract(&[ChatMessage::user(text)], &[]).unwrap(), [], "off by default");

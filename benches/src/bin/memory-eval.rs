@@ -228,8 +228,7 @@ fn main() -> anyhow::Result<()> {
         None => vec![None; data.distractors.len()],
     };
 
-    let rules = if args.own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
-    let rules: Arc<dyn MemoryExtractor> = Arc::new(rules);
+    let rules: Arc<dyn MemoryExtractor> = Arc::new(RuleExtractor::new().with_own_words(args.own_words));
     let llm_extractor: Option<Arc<dyn MemoryExtractor>> =
         llm.as_ref().map(|m| Arc::new(LlmExtractor::new(Arc::clone(m))) as Arc<dyn MemoryExtractor>);
     let mut runs =

@@ -18,12 +18,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse as _;
 use clap::Parser;
 use modelforge_core::SessionStore;
-use modelforge_core::{CachedModel, CancelToken, LoadOptions, MemoryExtractor, ModelHub};
+use modelforge_core::{CachedModel, CancelToken, LoadOptions, ModelHub};
 use modelforge_examples::server::openai::ServedEmbedder;
 use modelforge_examples::server::replies::Replies;
 use modelforge_examples::server::{ApiError, AppState, ModelPool, Registration, app};
 use modelforge_examples::setup;
-use modelforge_memory::{ChatOptions, Conversation, LlmExtractor, MemoryBank, RuleExtractor};
+use modelforge_memory::{ChatOptions, Conversation, MemoryBank};
 use tower::ServiceExt as _;
 
 /// What a newcomer with no model at all gets, pulled from the Hub on first start.
@@ -254,12 +254,7 @@ fn load(
         .clone()
         .map(|embedder| ServedEmbedder { name: embedder_name(args.embedder.as_deref()), embedder });
     let memory = Arc::new(MemoryBank::new(store.clone(), embedder));
-    let rules =
-        if args.memory_own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
-    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(rules)];
-    if args.llm_memory {
-        extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
-    }
+    let extractors = setup::memory_extractors(&model, args.memory_own_words, args.llm_memory);
     // No state files: llama.cpp keeps recent conversations' prefixes warm in memory.
     let mut chat = Conversation::new(model, store.clone(), store.clone(), Arc::clone(&memory))
         .with_options(ChatOptions::default().with_system_prompt(args.system.as_str()))

@@ -66,7 +66,7 @@ impl RuleExtractor {
         Self { own_words: false }
     }
 
-    /// Also keeps, in the user's own words, what they say about themself on a topic the
+    /// With `on`, also keeps, in the user's own words, what they say about themself on a topic the
     /// patterns track (home, work, family, health, diet, languages, pronouns, name) when no
     /// pattern reads it: `The user said: "we finally got the keys to our apartment in leith".`
     ///
@@ -78,8 +78,8 @@ impl RuleExtractor {
     /// 0.50 of the time with it against 0.64 and 0.43 without, stale or forgotten values were
     /// kept out 0.60 and 0.63 against 0.53 and 0.73, and 0.93 and 0.85 of what it wrote was
     /// right against 0.97 and 0.94. Off by default.
-    pub const fn with_own_words(mut self) -> Self {
-        self.own_words = true;
+    pub const fn with_own_words(mut self, on: bool) -> Self {
+        self.own_words = on;
         self
     }
 }

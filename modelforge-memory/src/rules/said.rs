@@ -15,6 +15,7 @@ use super::requests::{Request, request_in};
 use super::topics::{Topic, topics_of};
 use crate::clauses::{all_sentences, clauses, normalize};
 use crate::fact::{Fact, Lang, Slot};
+use crate::keywords::is_han;
 
 /// What one message says about the user: facts, and requests to forget something.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,14 +183,9 @@ fn says_more(more: &Fact, less: &Fact) -> bool {
 /// is forgotten.
 fn left_employer(clause: &str) -> Option<Said> {
     let caps = LEFT_EMPLOYER.captures(clause)?;
-    let (raw, lang) = match (caps.name("v"), caps.name("z")) {
-        (Some(v), _) => (v.as_str(), Lang::English),
-        (None, Some(z)) => (z.as_str(), Lang::Chinese),
-        (None, None) => return None,
-    };
-    let value = match lang {
-        Lang::English => english_value(Slot::Employer, Check::None, raw)?,
-        Lang::Chinese => chinese_value(Slot::Employer, Check::None, raw)?,
+    let (value, lang) = match caps.name("v") {
+        Some(v) => (english_value(Slot::Employer, Check::None, v.as_str())?, Lang::English),
+        None => (chinese_value(Slot::Employer, Check::None, caps.name("z")?.as_str())?, Lang::Chinese),
     };
     let fact = Fact::new(Slot::Employer, value.clone()).in_lang(lang);
     Some(Said::Forget { facts: vec![fact], phrase: value, topics: Vec::new() })
@@ -210,7 +206,7 @@ static LEFT_EMPLOYER: LazyLock<Regex> = LazyLock::new(|| {
 /// fact is left out.
 fn in_own_words(stated: &str) -> Option<Fact> {
     let text = stated.trim().trim_end_matches([',', '，', ';', '；', ':', '：', '-', '—']).trim();
-    let chinese = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let chinese = text.chars().any(is_han);
     let length = text.chars().count();
     let fits = if chinese { (6..=80).contains(&length) } else { (12..=200).contains(&length) };
     let about_me = if chinese { ZH_SUBJECT.is_match(text) } else { EN_SUBJECT.is_match(text) };

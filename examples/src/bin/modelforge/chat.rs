@@ -8,12 +8,12 @@ use clap::Args;
 use std::sync::Arc;
 
 use modelforge_core::{
-    Actor, FinishReason, GenerationParams, LoadOptions, MemoryExtractor, NewSession, SessionId, SessionStore,
+    Actor, FinishReason, GenerationParams, LoadOptions, NewSession, SessionId, SessionStore,
 };
 use modelforge_examples::setup;
 use modelforge_memory::{
-    ChatOptions, ContextBudget, Conversation, DEFAULT_SYSTEM_PROMPT, DirStateCache, Learned, LlmExtractor,
-    MemoryBank, MemoryMode, RuleExtractor, TurnOptions, TurnOutcome,
+    ChatOptions, ContextBudget, Conversation, DEFAULT_SYSTEM_PROMPT, DirStateCache, Learned, MemoryBank,
+    MemoryMode, TurnOptions, TurnOutcome,
 };
 use serde_json::json;
 
@@ -127,12 +127,7 @@ pub fn run(data_dir: &Path, store: Arc<dyn SessionStore>, args: ChatArgs) -> any
     let embedder = setup::open_embedder(data_dir, args.embedder.as_deref())?;
     let web = setup::open_web(&args.web_args, embedder.clone())?;
     let bank = Arc::new(MemoryBank::new(store.clone(), embedder));
-    let rules =
-        if args.memory_own_words { RuleExtractor::new().with_own_words() } else { RuleExtractor::new() };
-    let mut extractors: Vec<Arc<dyn MemoryExtractor>> = vec![Arc::new(rules)];
-    if args.llm_memory {
-        extractors.push(Arc::new(LlmExtractor::new(Arc::clone(&model))));
-    }
+    let extractors = setup::memory_extractors(&model, args.memory_own_words, args.llm_memory);
     let options = ChatOptions::default()
         .with_system_prompt(args.system.as_str())
         .with_top_k(args.memories)

@@ -34,6 +34,34 @@ fn chat(question: &str, params: &GenerationParams) -> (Generation, Vec<String>) 
 fn sampling_with_a_seed_is_reproducible() {
     let params =
         GenerationParams { temperature: 0.9, seed: 7, max_tokens: 24, ..GenerationParams::default() };
+    seeded_samples_repeat(&params);
+}
+
+/// OpenAI's defaults (no top-k or min-p, top-p 1) draw from the whole vocabulary on a path of
+/// their own (`sampling::WholeVocabulary`).
+#[test]
+fn sampling_from_the_whole_vocabulary_with_a_seed_is_reproducible() {
+    let params = GenerationParams {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        seed: 7,
+        max_tokens: 24,
+        ..GenerationParams::default()
+    };
+    seeded_samples_repeat(&params);
+    let seeds: std::collections::HashSet<String> = (20..24)
+        .map(|seed| {
+            let params = GenerationParams { seed, ..params.clone() };
+            chat("Tell me a fun fact.", &params).0.text
+        })
+        .collect();
+    assert!(seeds.len() > 1, "different seeds give different samples: {seeds:?}");
+}
+
+fn seeded_samples_repeat(params: &GenerationParams) {
+    let params = params.clone();
     // Fresh model instances: the shared one batches with other tests and reuses cached
     // prefixes, and llama.cpp's kernels are not bit-identical across batch shapes, which a
     // sampled (not greedy) token can notice.

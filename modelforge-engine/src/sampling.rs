@@ -106,7 +106,7 @@ fn chain(params: &GenerationParams, model: &LlamaModel) -> Result<LlamaSampler, 
         }
         chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
     }
-    if params.repeat_penalty != 1.0 || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+    if penalized(params) {
         chain.push(LlamaSampler::penalties(
             n_vocab,
             PENALTY_LAST_N,
@@ -134,6 +134,11 @@ fn chain(params: &GenerationParams, model: &LlamaModel) -> Result<LlamaSampler, 
     Ok(LlamaSampler::chain_simple(chain))
 }
 
+/// Whether any of the repeat, frequency or presence penalties is set.
+fn penalized(params: &GenerationParams) -> bool {
+    params.repeat_penalty != 1.0 || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0
+}
+
 /// A draw from softmax(logits / temperature) over the whole vocabulary: the distribution of
 /// llama.cpp's `temp` then `dist`, computed with an exponential the compiler vectorizes.
 pub(crate) struct WholeVocabulary {
@@ -153,9 +158,7 @@ impl WholeVocabulary {
             && params.min_p <= 0.0
             && params.grammar.is_none()
             && params.logit_bias.is_empty()
-            && params.repeat_penalty == 1.0
-            && params.frequency_penalty == 0.0
-            && params.presence_penalty == 0.0;
+            && !penalized(params);
         plain.then(|| Self::new(params.temperature, params.seed))
     }
 

@@ -132,9 +132,15 @@ pub fn unknown_users_take_about_as_long_as_wrong_passwords(new_store: Factory) {
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let salt = SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap();
     let hash = argon.hash_password(b"reference", &salt).unwrap();
-    let one_verification = fastest(&|| assert!(argon.verify_password(b"other", &hash).is_err()));
+    let verification = || fastest(&|| assert!(argon.verify_password(b"other", &hash).is_err()));
+    // The reference is measured before, between and after the logins, and its fastest kept: one
+    // burst of the other tests' work must not inflate it (a CI run measured 140 ms as the
+    // fastest of three verifications in a row, then 17 ms for an unknown user's login).
+    let mut one_verification = verification();
     let wrong_password = fastest(&|| assert!(t.store.login("lina", "wrong password").is_err()));
+    one_verification = one_verification.min(verification());
     let unknown_user = fastest(&|| assert!(t.store.login("nobody", "wrong password").is_err()));
+    one_verification = one_verification.min(verification());
     // A quarter, not a half: other tests run on the same two cores at the same time, and the
     // path this guards against (no verification at all) is a hundred times faster.
     for (path, took) in [("unknown user", unknown_user), ("wrong password", wrong_password)] {

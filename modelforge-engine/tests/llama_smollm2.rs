@@ -99,6 +99,25 @@ fn a_grammar_constrains_every_token_and_a_bad_grammar_is_a_clear_error() {
         assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{value}");
         assert_eq!(reply.finish_reason, FinishReason::Stop, "the grammar's end ends the reply");
     }
+    // Drawn from the whole vocabulary at a temperature (OpenAI's defaults), a token the
+    // grammar refuses is drawn again among those it allows.
+    for seed in 1..5 {
+        let params = GenerationParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed,
+            max_tokens: 64,
+            grammar: Some(grammar.into()),
+            ..GenerationParams::default()
+        };
+        let (reply, _) = chat("What is the weather like in Paris?", &params);
+        let value: serde_json::Value = serde_json::from_str(&reply.text)
+            .unwrap_or_else(|err| panic!("seed {seed}: {err}: {:?}", reply.text));
+        assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{value}");
+        assert_eq!(reply.finish_reason, FinishReason::Stop, "seed {seed}");
+    }
     let (free, _) = chat("What is the weather like in Paris?", &greedy(64));
     assert!(serde_json::from_str::<serde_json::Value>(&free.text).is_err(), "unconstrained: {:?}", free.text);
 

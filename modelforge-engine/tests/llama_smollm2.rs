@@ -91,13 +91,17 @@ fn seeded_samples_repeat(params: &GenerationParams) {
 fn a_grammar_constrains_every_token_and_a_bad_grammar_is_a_clear_error() {
     // Without the grammar the model answers in prose; with it, only this JSON shape is possible.
     let grammar = r#"root ::= "{\"city\": \"" [A-Za-z ]{1,20} "\", \"sunny\": " ("true" | "false") "}""#;
+    // The reply has the grammar's shape, and the grammar's end ends it.
+    let follows_grammar = |question: &str, params: &GenerationParams, what: &str| {
+        let (reply, _) = chat(question, params);
+        let value: serde_json::Value =
+            serde_json::from_str(&reply.text).unwrap_or_else(|err| panic!("{what}: {err}: {:?}", reply.text));
+        assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{what}: {value}");
+        assert_eq!(reply.finish_reason, FinishReason::Stop, "{what}: the grammar's end ends the reply");
+    };
     let params = GenerationParams { grammar: Some(grammar.into()), ..greedy(64) };
     for question in ["What is the weather like in Paris?", "Tell me a joke.", "你好"] {
-        let (reply, _) = chat(question, &params);
-        let value: serde_json::Value = serde_json::from_str(&reply.text)
-            .unwrap_or_else(|err| panic!("{question}: {err}: {:?}", reply.text));
-        assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{value}");
-        assert_eq!(reply.finish_reason, FinishReason::Stop, "the grammar's end ends the reply");
+        follows_grammar(question, &params, question);
     }
     // Drawn from the whole vocabulary at a temperature (OpenAI's defaults), a token the
     // grammar refuses is drawn again among those it allows.
@@ -112,11 +116,7 @@ fn a_grammar_constrains_every_token_and_a_bad_grammar_is_a_clear_error() {
             grammar: Some(grammar.into()),
             ..GenerationParams::default()
         };
-        let (reply, _) = chat("What is the weather like in Paris?", &params);
-        let value: serde_json::Value = serde_json::from_str(&reply.text)
-            .unwrap_or_else(|err| panic!("seed {seed}: {err}: {:?}", reply.text));
-        assert!(value["city"].is_string() && value["sunny"].is_boolean(), "{value}");
-        assert_eq!(reply.finish_reason, FinishReason::Stop, "seed {seed}");
+        follows_grammar("What is the weather like in Paris?", &params, &format!("seed {seed}"));
     }
     let (free, _) = chat("What is the weather like in Paris?", &greedy(64));
     assert!(serde_json::from_str::<serde_json::Value>(&free.text).is_err(), "unconstrained: {:?}", free.text);

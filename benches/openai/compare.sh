@@ -10,6 +10,8 @@
 #   benches/openai/compare.sh [MODEL.gguf] [THREADS] [CONTEXT] [MAX_TOKENS]
 #   ROUNDS=3 (default) SKIP_LLAMA_CPP_PYTHON=1 (only our server)
 #   SERVER_BIN=... CLI_BIN=... (binaries already built: no cargo build)
+#   KV_CACHE=auto (default) | f16 | f32 | q8_0: our server's and bench's --kv-cache.
+#   llama-cpp-python keeps its default (f16); KV_CACHE=f16 compares like with like.
 #
 # Also measured on our server in each round: one stream under a grammar (`response_format`
 # json_schema, and a forced tool call) against the same free stream, and `modelforge bench`
@@ -26,6 +28,7 @@ threads="${2:-2}"
 context="${3:-2048}"
 max_tokens="${4:-128}"
 rounds="${ROUNDS:-3}"
+kv_cache="${KV_CACHE:-auto}"
 venv="$HOME/.cache/modelforge/bench-venv"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/modelforge/target}"
 
@@ -45,7 +48,7 @@ server_bin="${SERVER_BIN:-$target/release/modelforge-server}"
 cli_bin="${CLI_BIN:-$target/release/modelforge}"
 
 echo "# $(date -u +%FT%TZ) model=$model threads=$threads context=$context max_tokens=$max_tokens rounds=$rounds"
-echo "# server: $server_bin; cli: $cli_bin"
+echo "# server: $server_bin; cli: $cli_bin; --kv-cache $kv_cache (llama-cpp-python: its default, f16)"
 echo "# modelforge: llama-cpp-sys-2 $(awk '/name = "llama-cpp-sys-2"/{getline; print $3}' Cargo.lock | tr -d '"'), target-cpu=native"
 echo "# llama-cpp-python: $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') \
 $("$venv/bin/python" -c 'import llama_cpp; print(llama_cpp.llama_print_system_info().decode().strip())' 2>/dev/null || true)"
@@ -71,7 +74,7 @@ for round in $(seq 1 "$rounds"); do
   # modelforge-server (no auth on loopback: the load is the same bare client for both).
   p="$(port)"
   "$server_bin" --data-dir "$data/mf" --addr "127.0.0.1:$p" --model "$model" --threads "$threads" \
-    --ctx-size "$context" --embedder none --no-auth >"$data/modelforge.log" 2>&1 &
+    --ctx-size "$context" --kv-cache "$kv_cache" --embedder none --no-auth >"$data/modelforge.log" 2>&1 &
   pid=$!
   wait_for "http://127.0.0.1:$p/health" "$pid"
   name="$(curl -s "http://127.0.0.1:$p/v1/models" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
@@ -81,17 +84,18 @@ for round in $(seq 1 "$rounds"); do
   load "http://127.0.0.1:$p" "$name" --max-tokens "$max_tokens" --label modelforge --round "$round" \
     --streams 1 --client raw
   load "http://127.0.0.1:$p" "$name" --max-tokens "$max_tokens" --label modelforge --round "$round"
-  # Under a label of their own: by now the cache holds the 8 conversations above, and in
-  # llama.cpp's unified cache every sequence attends over all used cells, so these streams are
-  # slower than the fresh one above (about 15 % here); each is compared with the free stream
-  # run beside it.
+  # Under a label of their own: by now the cache holds the 8 conversations above, and every
+  # sequence's attention reads the cells of all of them (llama.cpp's unified cache), which
+  # slows these streams against the fresh one above (with KV_CACHE=f16 by about 30 % here:
+  # llama.cpp's CPU flash attention over f16 slows once the cache passes 512 cells); each is
+  # compared with the free stream run beside it.
   for mode in json_schema tool free; do
     load "http://127.0.0.1:$p" "$name" --max-tokens "$max_tokens" --label modelforge-grammar --round "$round" \
       --streams 1 --mode "$mode"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
-  "$cli_bin" bench --model "$model" --threads "$threads" --pp 64 --tg "$max_tokens" --json 2>/dev/null |
+  "$cli_bin" bench --model "$model" --threads "$threads" --kv-cache "$kv_cache" --pp 64 --tg "$max_tokens" --json 2>/dev/null |
     "$venv/bin/python" -c 'import json,sys,os; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); r.update(server="modelforge bench", round=int(sys.argv[1]), load1_before=round(os.getloadavg()[0],2)); print(json.dumps(r))' "$round" |
     tee -a "$results"
 

@@ -345,10 +345,15 @@ fn bench_runs_both_backends_with_their_options() {
         "candle runs the one thread asked for: {log}"
     );
 
-    let out = bench(&["--backend", "llama-cpp", "--kv-cache", "q8_0"]);
-    let report: Value = serde_json::from_str(&ok(out)).unwrap();
-    assert_eq!(report["backend"], "llama-cpp");
-    assert!(report["pp_tps"].as_f64().unwrap() > 0.0, "{report}");
+    // The default (auto) is q8_0 for SmolLM2's 64-wide heads; a type named is kept.
+    for (extra, loaded) in [(&[][..], "kv_cache: Q8_0"), (&["--kv-cache", "f16"][..], "kv_cache: F16")] {
+        let out = bench(&[&["--backend", "llama-cpp"], extra].concat());
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report: Value = serde_json::from_str(&ok(out)).unwrap();
+        assert_eq!(report["backend"], "llama-cpp");
+        assert!(report["pp_tps"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(log.contains(loaded), "{extra:?} loads with {loaded}: {log}");
+    }
     let err = bench(&["--kv-cache", "q3"]);
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("q8_0"), "the choices are listed");

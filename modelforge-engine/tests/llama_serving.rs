@@ -168,8 +168,18 @@ fn every_kv_cache_type_generates_and_a_state_needs_its_own_type() {
     let err = f32_model.load_state(&state).unwrap_err();
     assert!(err.to_string().contains("F16 KV cache"), "{err}");
     assert!(!run(&f32_model, prompt, 4).text.is_empty());
-    let f16_model = load(LoadOptions::default());
+    let f16_model = backend(KvCacheType::F16)
+        .load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default())
+        .unwrap();
     assert!(f16_model.load_state(&state).unwrap() > 10, "the F16 model takes it");
+
+    // The default picks Q8_0 for SmolLM2 (64-wide heads): its states are Q8_0 states.
+    let default_model = load(LoadOptions::default());
+    assert_eq!(default_model.kv_cache_type(), KvCacheType::Q8_0);
+    assert_eq!(f16_model.kv_cache_type(), KvCacheType::F16);
+    let err = default_model.load_state(&state).unwrap_err();
+    assert!(err.to_string().contains("F16 KV cache"), "{err}");
+    assert!(default_model.load_state(&dir.path().join("Q8_0.state")).unwrap() > 10);
 }
 
 #[test]

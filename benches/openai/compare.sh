@@ -84,8 +84,8 @@ for round in $(seq 1 "$rounds"); do
   load "http://127.0.0.1:$p" "$name" --max-tokens "$max_tokens" --label modelforge --round "$round" \
     --streams 1 --client raw
   load "http://127.0.0.1:$p" "$name" --max-tokens "$max_tokens" --label modelforge --round "$round"
-  # Under a label of their own: by now the cache holds the 8 conversations above, and every
-  # sequence's attention reads the cells of all of them (llama.cpp's unified cache), which
+  # Under a label of their own: by now the cache holds the 8 conversations above (llama.cpp's
+  # unified cache, which every sequence's attention scans, skipping the others' cells), which
   # slows these streams against the fresh one above (with KV_CACHE=f16 by about 30 % here:
   # llama.cpp's CPU flash attention over f16 slows once the cache passes 512 cells); each is
   # compared with the free stream run beside it.

@@ -141,11 +141,15 @@ fn every_kv_cache_type_generates_and_a_state_needs_its_own_type() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("session.state");
     let prompt = "<|im_start|>user\nWrite a story about a dragon.<|im_end|>\n<|im_start|>assistant\n";
-    let backend = |kv| LlamaCppBackend::new().with_kv_cache_type(kv);
+    let load_with = |kv| {
+        LlamaCppBackend::new()
+            .with_kv_cache_type(kv)
+            .load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default())
+            .unwrap()
+    };
     let (mut replies, mut sizes) = (Vec::new(), Vec::new());
     for kv in [KvCacheType::F16, KvCacheType::F32, KvCacheType::Q8_0] {
-        let model =
-            backend(kv).load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default()).unwrap();
+        let model = load_with(kv);
         let reply = run(&model, prompt, 12);
         assert_eq!(reply.usage.completion_tokens, 12, "{kv:?}: {:?}", reply.text);
         replies.push(model.tokenize(&reply.text, false).unwrap());
@@ -162,15 +166,11 @@ fn every_kv_cache_type_generates_and_a_state_needs_its_own_type() {
     assert!((1.8..2.1).contains(&f32_ratio) && (0.45..0.6).contains(&q8_ratio), "state sizes {sizes:?}");
 
     // A state saved with F16 is refused by an F32 model, with the reason, and generation goes on.
-    let f32_model = backend(KvCacheType::F32)
-        .load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default())
-        .unwrap();
+    let f32_model = load_with(KvCacheType::F32);
     let err = f32_model.load_state(&state).unwrap_err();
     assert!(err.to_string().contains("F16 KV cache"), "{err}");
     assert!(!run(&f32_model, prompt, 4).text.is_empty());
-    let f16_model = backend(KvCacheType::F16)
-        .load_model(&modelforge_testkit::smollm2_gguf(), &LoadOptions::default())
-        .unwrap();
+    let f16_model = load_with(KvCacheType::F16);
     assert!(f16_model.load_state(&state).unwrap() > 10, "the F16 model takes it");
 
     // The default picks Q8_0 for SmolLM2 (64-wide heads): its states are Q8_0 states.

@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, env = "MODELFORGE_THREADS")]
     threads: Option<u32>,
     /// How llama.cpp stores the KV cache.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t)]
     kv_cache: setup::KvCacheArg,
     /// The backend [default: llama-cpp for GGUF files, candle for safetensors directories].
     #[arg(long, value_enum)]

@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long)]
     cache_tokens: Option<u32>,
     /// How llama.cpp stores the KV cache.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t)]
     kv_cache: KvCacheArg,
     /// Print `{"backend", "pp_tps", "tg_tps"}`.
     #[arg(long)]

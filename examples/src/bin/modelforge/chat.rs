@@ -57,7 +57,7 @@ pub struct ChatArgs {
     #[arg(long, env = "MODELFORGE_THREADS")]
     threads: Option<u32>,
     /// How llama.cpp stores the KV cache.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t)]
     kv_cache: setup::KvCacheArg,
     /// The backend [default: llama-cpp for a GGUF file, candle for a safetensors directory].
     #[arg(long, value_enum)]

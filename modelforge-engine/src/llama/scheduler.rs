@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -145,6 +145,14 @@ struct Job {
     prompt_tokens: u32,
     /// Prompt tokens served from the cache.
     reused: usize,
+    /// When the job entered its slot.
+    started: Instant,
+    /// Time spent in llama.cpp's decode over the steps this job took part in (a step shared
+    /// with other slots counts whole): with `started`, the debug log says how much of a
+    /// generation was the model itself.
+    decoding: Duration,
+    /// Steps this job took part in.
+    steps: u32,
 }
 
 /// Sends each piece to the caller; a caller that has gone away cancels.
@@ -427,6 +435,9 @@ impl<'m> Worker<'m> {
             stream: TextStream::new(&request.params, send),
             prompt_tokens: request.tokens.len() as u32,
             reused: reuse,
+            started: Instant::now(),
+            decoding: Duration::ZERO,
+            steps: 0,
             request,
         });
         Ok(())
@@ -446,7 +457,13 @@ impl<'m> Worker<'m> {
         if self.batch.n_tokens() == 0 {
             return;
         }
+        let decode_started = Instant::now();
         let mut result = self.decode();
+        let decode_time = decode_started.elapsed();
+        for job in self.slots.iter_mut().filter_map(|s| s.job.as_mut()) {
+            job.decoding += decode_time;
+            job.steps += 1;
+        }
         if matches!(&result, Err(BackendError::Inference { context, .. }) if context.contains("NoKvCacheSlot"))
         {
             while self.evict_one(&[]) {}
@@ -552,6 +569,9 @@ impl<'m> Worker<'m> {
             reused = job.reused,
             completion = done.completion_tokens,
             ?reason,
+            steps = job.steps,
+            decode_ms = job.decoding.as_secs_f64() * 1e3,
+            total_ms = job.started.elapsed().as_secs_f64() * 1e3,
             "generation done"
         );
         let cached_tokens = job.reused as u32;

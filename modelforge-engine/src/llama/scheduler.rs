@@ -30,7 +30,7 @@ use modelforge_core::{
 
 use super::{KvCacheType, inference_error, llama_backend};
 use crate::bench::{BenchConfig, BenchReport};
-use crate::sampling::{Sampler, sampler_chain};
+use crate::sampling::{Sampler, log_sum_exp, sampler_chain};
 use crate::stream::TextStream;
 
 /// Sizes of the context the worker creates.
@@ -739,8 +739,7 @@ impl<'m> Worker<'m> {
 /// The log-probability of `token` under `logits` (the model's raw distribution, before any
 /// sampler), with the `top` most likely tokens.
 fn token_logprob(model: &LlamaModel, logits: &[f32], token: LlamaToken, top: usize) -> TokenLogprob {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_sum = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+    let log_sum = log_sum_exp(logits);
     // Most likely first; `top` is small (at most 20), so insertion into a short list is cheap.
     let mut best: Vec<(usize, f32)> = Vec::with_capacity(top + 1);
     for (id, &logit) in logits.iter().enumerate() {

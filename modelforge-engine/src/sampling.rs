@@ -271,13 +271,17 @@ impl WholeVocabulary {
         *self.weights.get_mut(refused)? = 0.0;
         // The block is summed again rather than reduced, so no rounding is left behind.
         let b = refused / BLOCK;
-        let block = &self.weights[b * BLOCK..((b + 1) * BLOCK).min(self.weights.len())];
-        self.blocks[b] = block_sum(block);
+        self.blocks[b] = block_sum(self.block(b));
         self.total = self.blocks.iter().sum();
         if self.total <= 0.0 {
             return None;
         }
         self.pick()
+    }
+
+    /// Block `b` of the weights (the last one may be short).
+    fn block(&self, b: usize) -> &[f32] {
+        &self.weights[b * BLOCK..((b + 1) * BLOCK).min(self.weights.len())]
     }
 
     /// A draw from the current weights: the block the target falls in, then the token in it.
@@ -297,14 +301,12 @@ impl WholeVocabulary {
         // Rounding may leave the target just past the block's end (or past the last block):
         // then its last possible token.
         let b = last?;
-        let start = b * BLOCK;
-        let block = &self.weights[start..(start + BLOCK).min(self.weights.len())];
         let mut running = 0f64;
         let mut pick = None;
-        for (i, &w) in block.iter().enumerate() {
+        for (i, &w) in self.block(b).iter().enumerate() {
             if w > 0.0 {
                 running += f64::from(w);
-                pick = Some(start + i);
+                pick = Some(b * BLOCK + i);
                 if running > target {
                     break;
                 }
@@ -322,16 +324,15 @@ pub(crate) fn log_sum_exp(logits: &[f32]) -> f32 {
     if !max.is_finite() {
         return max;
     }
+    let mut weights = [0f32; BLOCK];
     let total: f64 = logits
         .chunks(BLOCK)
         .map(|block| {
-            let mut lanes = [0f32; 16];
-            for chunk in block.chunks(16) {
-                for (lane, &l) in lanes.iter_mut().zip(chunk) {
-                    *lane += exp_nonpositive(l - max);
-                }
+            let weights = &mut weights[..block.len()];
+            for (w, &l) in weights.iter_mut().zip(block) {
+                *w = exp_nonpositive(l - max);
             }
-            lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
+            block_sum(weights)
         })
         .sum();
     max + total.ln() as f32

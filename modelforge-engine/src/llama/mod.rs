@@ -69,7 +69,8 @@ pub enum KvCacheType {
     /// caches of 512 cells and more), and not over `Q8_0`. With SmolLM2 on 2 cores, decoding
     /// after a 1,256-token prompt ran at 37 tokens/s with `F16` and 66-71 with `Q8_0`, a
     /// server's single stream slowed from 111 to 77 tokens/s once 8 other conversations were
-    /// cached (107 with `Q8_0`), and short fresh streams ran alike. Greedy replies under `Q8_0` stayed as close to `F32`'s as `F16`'s did.
+    /// cached (107 with `Q8_0`), and short fresh streams ran alike. Greedy replies under `Q8_0`
+    /// stayed as close to `F32`'s as `F16`'s did.
     #[default]
     Auto,
     /// 16-bit floats, with flash attention where llama.cpp chooses it: llama.cpp's default.

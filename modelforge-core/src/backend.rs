@@ -49,6 +49,22 @@ pub type PieceCallback<'a> = dyn FnMut(&str) -> ControlFlow<()> + 'a;
 /// text is never shown (the end of a stop string) are not reported.
 pub type DetailedCallback<'a> = dyn FnMut(&str, &[TokenLogprob]) -> ControlFlow<()> + 'a;
 
+/// Receives a generation started with [`LoadedModel::start_generation`]: its pieces as they
+/// are made, then how it ended.
+///
+/// The backend calls it from a thread of its own (llama.cpp's worker, which serves every
+/// sequence it batches), so a sink hands things on, to a channel say, and returns: it never
+/// blocks or waits.
+pub trait GenerationSink: Send {
+    /// A piece of text with the tokens that completed it (see [`DetailedCallback`]).
+    /// [`ControlFlow::Break`] stops the generation, which then ends as
+    /// [`FinishReason::Cancelled`](crate::FinishReason::Cancelled) with the text handed out.
+    fn piece(&mut self, text: &str, tokens: &[TokenLogprob]) -> ControlFlow<()>;
+
+    /// How the generation ended: called once, after the last piece.
+    fn done(self: Box<Self>, result: Result<Generation, BackendError>);
+}
+
 /// A model runtime (llama.cpp, candle, ...) that turns a model file into a [`LoadedModel`].
 pub trait Backend: Send + Sync {
     /// A short name, e.g. `llama-cpp`.
@@ -146,6 +162,29 @@ pub trait LoadedModel: Send + Sync {
             });
         }
         self.generate_cancellable(prompt, params, cancel, &mut |piece| on_piece(piece, &[]))
+    }
+
+    /// Starts a generation and returns at once: `sink` receives the pieces and then the
+    /// result that [`generate_detailed`](Self::generate_detailed) would give, errors included
+    /// (a prompt beyond the context reaches [`GenerationSink::done`]). For a server, which
+    /// then needs no thread parked per generation.
+    ///
+    /// The default runs `generate_detailed` on a thread of its own. The llama.cpp backend
+    /// queues the request and calls `sink` from its worker, one thread hop fewer per piece.
+    fn start_generation(
+        self: Arc<Self>,
+        prompt: String,
+        params: GenerationParams,
+        cancel: CancelToken,
+        mut sink: Box<dyn GenerationSink>,
+    ) where
+        Self: 'static,
+    {
+        std::thread::spawn(move || {
+            let result = self
+                .generate_detailed(&prompt, &params, &cancel, &mut |piece, tokens| sink.piece(piece, tokens));
+            sink.done(result);
+        });
     }
 
     /// Saves the cached state (KV cache) of the conversation `prompt` to `path`, so a later

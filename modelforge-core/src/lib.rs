@@ -54,7 +54,9 @@ mod model;
 mod search;
 mod store;
 
-pub use backend::{Backend, DetailedCallback, Embedder, LoadOptions, LoadedModel, PieceCallback};
+pub use backend::{
+    Backend, DetailedCallback, Embedder, GenerationSink, LoadOptions, LoadedModel, PieceCallback,
+};
 pub use chat::{ChatMessage, Role, ToolCall};
 pub use error::{BackendError, BoxError, HubError, MemoryError, ModelFileError, StoreError};
 pub use generation::{FinishReason, Generation, GenerationParams, TokenLogprob, TopLogprob, Usage};

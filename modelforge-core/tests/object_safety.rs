@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use modelforge_core::*;
+use modelforge_testkit::sink::start_and_wait;
 
 /// A stand-in model that echoes the rendered prompt's last line back, one word at a time.
 struct Echo {
@@ -93,6 +94,22 @@ fn backend_and_model_work_as_trait_objects() {
     assert_eq!(pieces, ["user:", "hello"]);
     assert_eq!(reply.finish_reason, FinishReason::Cancelled);
     assert_eq!(model.count_tokens("a bb ccc").unwrap(), 3);
+}
+
+#[test]
+fn a_started_generation_reaches_its_sink_through_the_default_thread() {
+    let model = EchoBackend.load(Path::new("x.gguf"), &LoadOptions::default()).unwrap();
+    let prompt = model.render_chat(&[ChatMessage::user("one two three four")], true).unwrap();
+    let all = vec!["user:", "one", "two", "three", "four"];
+    for (stop_after, pieces, finish_reason) in
+        [(10, all.clone(), FinishReason::Stop), (2, all[..2].to_vec(), FinishReason::Cancelled)]
+    {
+        let heard = start_and_wait(Arc::clone(&model), &prompt, GenerationParams::greedy(), stop_after);
+        assert_eq!(heard.pieces, pieces);
+        let generation = heard.result.unwrap();
+        assert_eq!(generation.finish_reason, finish_reason);
+        assert_eq!(generation.text, pieces.concat());
+    }
 }
 
 struct NoMemories;

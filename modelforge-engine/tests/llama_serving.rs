@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelforge_core::{
-    CancelToken, ChatMessage, Embedder, FinishReason, Generation, GenerationParams, LoadOptions, LoadedModel,
+    BackendError, CancelToken, ChatMessage, Embedder, FinishReason, Generation, GenerationParams,
+    LoadOptions, LoadedModel,
 };
 use modelforge_engine::{Bench, BenchConfig, KvCacheType, LlamaCppBackend, LlamaCppModel};
+use modelforge_testkit::sink::{Heard, start_and_wait};
 
 fn load(options: LoadOptions) -> LlamaCppModel {
     LlamaCppBackend::new().load_model(&modelforge_testkit::smollm2_gguf(), &options).expect("SmolLM2 loads")
@@ -236,6 +238,44 @@ fn another_thread_can_cancel_a_generation() {
     assert!(reply.usage.completion_tokens < 2000);
     // The model is free again afterwards.
     assert!(!run(model.as_ref(), &prompt, 4).text.is_empty());
+}
+
+/// Starts a generation through `start_generation`: what its sink heard, all of it on the
+/// worker thread.
+fn start(model: &Arc<LlamaCppModel>, prompt: &str, params: GenerationParams, stop_after: usize) -> Heard {
+    let heard = start_and_wait(Arc::clone(model) as Arc<dyn LoadedModel>, prompt, params, stop_after);
+    assert!(heard.threads.iter().all(|t| t.as_deref() == Some("llama-scheduler")), "{:?}", heard.threads);
+    heard
+}
+
+#[test]
+fn a_started_generation_streams_to_its_sink_from_the_worker() {
+    let model = Arc::new(load(LoadOptions { context_length: Some(256), ..LoadOptions::default() }));
+    let prompt = model.render_chat(&[ChatMessage::user("Name three fruits.")], true).unwrap();
+    let expected = run(model.as_ref(), &prompt, 24);
+
+    let heard = start(&model, &prompt, greedy(24), usize::MAX);
+    let generation = heard.result.unwrap();
+    assert_eq!(heard.pieces.concat(), expected.text);
+    assert_eq!(generation.text, expected.text);
+    assert_eq!(generation.finish_reason, expected.finish_reason);
+    assert_eq!(generation.usage.completion_tokens, expected.usage.completion_tokens);
+
+    // A sink that asks to stop ends the generation as cancelled, with the text it was handed.
+    let heard = start(&model, &prompt, greedy(24), 3);
+    let generation = heard.result.unwrap();
+    assert_eq!(heard.pieces.len(), 3);
+    assert_eq!(generation.finish_reason, FinishReason::Cancelled);
+    assert_eq!(generation.text, heard.pieces.concat());
+
+    // A prompt beyond the context is refused through the sink, with nothing generated.
+    let heard = start(&model, &"word ".repeat(400), greedy(24), usize::MAX);
+    assert!(heard.pieces.is_empty());
+    let result = heard.result;
+    assert!(matches!(result, Err(BackendError::ContextOverflow { context_length: 256, .. })), "{result:?}");
+
+    // The model is free again, and answers as before.
+    assert_eq!(run(model.as_ref(), &prompt, 24).text, expected.text);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod hub_server;
 pub mod memory_store;
 pub mod prompt_only;
+pub mod sink;
 pub mod web_server;
 
 use std::path::PathBuf;

@@ -4,7 +4,9 @@
 //!
 //! Inference and diesel are blocking, so every call into them runs on tokio's blocking pool;
 //! streamed pieces cross back to the async side through [`replies`] and leave as server-sent
-//! events. Cross-cutting concerns (tracing, body limit, panics as JSON) are tower-http layers
+//! events. The [`openai`] API's generations need no blocking thread: a model starts them
+//! ([`LoadedModel::start_generation`](modelforge_core::LoadedModel::start_generation)) and
+//! hands each piece to the request's task from its own thread. Cross-cutting concerns (tracing, body limit, panics as JSON) are tower-http layers
 //! around one [`app`] router.
 
 pub mod admin;

@@ -8,10 +8,9 @@ mod embed;
 mod scheduler;
 mod state;
 
+use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use llama_cpp_2::context::params::KvCacheType as LlamaKvType;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -20,10 +19,11 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 use modelforge_core::{
     Backend, BackendError, BoxError, CancelToken, ChatMessage, DetailedCallback, Embedder, FinishReason,
-    Generation, GenerationParams, LoadOptions, LoadedModel, ModelFormat, ModelInfo, PieceCallback,
+    Generation, GenerationParams, GenerationSink, LoadOptions, LoadedModel, ModelFormat, ModelInfo,
+    PieceCallback, TokenLogprob,
 };
 
-use self::scheduler::{Command, Event, Request, SchedulerHandle, Settings};
+use self::scheduler::{Command, Event, Events, Request, SchedulerHandle, Settings};
 use crate::bench::{Bench, BenchConfig, BenchReport};
 use crate::chat_template::ChatTemplate;
 use crate::turn_format::{self, ChatFormat, Vocabulary};
@@ -264,6 +264,40 @@ impl LlamaCppModel {
         self.model.vocab().tokenize(prompt.as_bytes(), add_bos, true)
     }
 
+    /// The prompt's tokens, refused when empty or when it leaves no room for the reply.
+    fn checked_prompt(
+        &self,
+        prompt: &str,
+        params: &GenerationParams,
+    ) -> Result<Vec<LlamaToken>, BackendError> {
+        let tokens = self.prompt_tokens(prompt);
+        if tokens.is_empty() {
+            return Err(BackendError::Inference { context: "the prompt is empty".into(), source: None });
+        }
+        let prompt_tokens = tokens.len() as u32;
+        if prompt_tokens.saturating_add(params.max_tokens) > self.settings.context_length {
+            return Err(BackendError::ContextOverflow {
+                prompt_tokens,
+                reserved: params.max_tokens,
+                context_length: self.settings.context_length,
+            });
+        }
+        Ok(tokens)
+    }
+
+    /// A request for the worker, with the model's own stop strings and end tokens.
+    fn request(
+        &self,
+        tokens: Vec<LlamaToken>,
+        params: &GenerationParams,
+        events: Events,
+        cancel: [CancelToken; 2],
+    ) -> Request {
+        let mut params = params.clone();
+        params.stop.extend(self.stops.iter().cloned());
+        Request { tokens, params, events, cancel, end_tokens: Arc::clone(&self.end_tokens) }
+    }
+
     fn ask<T>(
         &self,
         command: impl FnOnce(std::sync::mpsc::Sender<Result<T, BackendError>>) -> Command,
@@ -347,72 +381,45 @@ impl LoadedModel for LlamaCppModel {
         on_piece: &mut DetailedCallback<'_>,
     ) -> Result<Generation, BackendError> {
         let _span = tracing::info_span!("generate", max_tokens = params.max_tokens).entered();
-        let tokens = self.prompt_tokens(prompt);
-        if tokens.is_empty() {
-            return Err(BackendError::Inference { context: "the prompt is empty".into(), source: None });
-        }
-        let prompt_tokens = tokens.len() as u32;
-        if prompt_tokens.saturating_add(params.max_tokens) > self.settings.context_length {
-            return Err(BackendError::ContextOverflow {
-                prompt_tokens,
-                reserved: params.max_tokens,
-                context_length: self.settings.context_length,
-            });
-        }
+        let tokens = self.checked_prompt(prompt, params)?;
         let (events, rx) = std::sync::mpsc::channel();
-        // The worker watches this token; it is cancelled when the caller's token is, or when
-        // the callback asks to stop.
-        let stop = CancelToken::new();
-        let mut params = params.clone();
-        params.stop.extend(self.stops.iter().cloned());
-        self.scheduler.send(Command::Generate(Request {
+        let mut relay = Relay::new(cancel.clone());
+        self.scheduler.send(Command::Generate(self.request(
             tokens,
             params,
-            events,
-            cancel: stop.clone(),
-            end_tokens: Arc::clone(&self.end_tokens),
-        }))?;
-        let mut shown = String::new();
-        let mut broke = false;
-        // Tokens whose text has not been shown yet.
-        let mut unshown = Vec::new();
+            Events::channel(events),
+            relay.tokens(),
+        )))?;
         loop {
-            let event = match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(event) => event,
-                Err(RecvTimeoutError::Timeout) => {
-                    if cancel.is_cancelled() {
-                        stop.cancel();
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(BackendError::Inference {
-                        context: "the llama.cpp worker stopped".into(),
-                        source: None,
-                    });
-                }
+            let Ok(event) = rx.recv() else {
+                return Err(BackendError::Inference {
+                    context: "the llama.cpp worker stopped".into(),
+                    source: None,
+                });
             };
-            match event {
-                Event::Token(token) => unshown.push(token),
-                Event::Piece(piece) if !broke => {
-                    shown.push_str(&piece);
-                    let piece_tokens = std::mem::take(&mut unshown);
-                    if on_piece(&piece, &piece_tokens).is_break() || cancel.is_cancelled() {
-                        broke = true;
-                        stop.cancel();
-                    }
-                }
-                Event::Piece(_) => {}
-                Event::Done(result) => {
-                    let mut generation = result?;
-                    if broke || cancel.is_cancelled() {
-                        generation.finish_reason = FinishReason::Cancelled;
-                        generation.text = shown;
-                    }
-                    return Ok(generation);
-                }
+            if let Some(result) = relay.relay(event, on_piece) {
+                return result;
             }
         }
+    }
+
+    fn start_generation(
+        self: Arc<Self>,
+        prompt: String,
+        params: GenerationParams,
+        cancel: CancelToken,
+        sink: Box<dyn GenerationSink>,
+    ) {
+        let tokens = match self.checked_prompt(&prompt, &params) {
+            Ok(tokens) => tokens,
+            Err(err) => return sink.done(Err(err)),
+        };
+        let relay = Relay::new(cancel);
+        let cancel = relay.tokens();
+        let mut detached = Detached { relay, sink: Some(sink) };
+        let events = Events::new(move |event| detached.event(event));
+        // A worker that has stopped drops the request, and with it the sink, which then hears so.
+        let _ = self.scheduler.send(Command::Generate(self.request(tokens, &params, events, cancel)));
     }
 
     fn save_state(&self, prompt: &str, path: &Path) -> Result<usize, BackendError> {
@@ -429,6 +436,93 @@ impl LoadedModel for LlamaCppModel {
             tracing::warn!(expected = meta.tokens, loaded, "state file token count differs from its .meta");
         }
         Ok(loaded)
+    }
+}
+
+/// Hands a generation's events to the caller's callback: a piece with the tokens that
+/// completed it, then the result. Once the callback asks to stop (or the caller's token is
+/// cancelled) it passes nothing more on, and the result is cancelled with the text handed out.
+struct Relay {
+    cancel: CancelToken,
+    /// Cancelled when the callback asks to stop; the worker watches it with `cancel`.
+    stop: CancelToken,
+    shown: String,
+    /// Tokens whose text has not been shown yet.
+    unshown: Vec<TokenLogprob>,
+}
+
+impl Relay {
+    fn new(cancel: CancelToken) -> Self {
+        Self { cancel, stop: CancelToken::new(), shown: String::new(), unshown: Vec::new() }
+    }
+
+    /// The tokens the worker watches.
+    fn tokens(&self) -> [CancelToken; 2] {
+        [self.cancel.clone(), self.stop.clone()]
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.is_cancelled() || self.cancel.is_cancelled()
+    }
+
+    /// Passes `event` on; the generation's result once it is over.
+    fn relay(
+        &mut self,
+        event: Event,
+        on_piece: &mut DetailedCallback<'_>,
+    ) -> Option<Result<Generation, BackendError>> {
+        match event {
+            Event::Token(token) => self.unshown.push(token),
+            Event::Piece(piece) if !self.stopped() => {
+                self.shown.push_str(&piece);
+                let tokens = std::mem::take(&mut self.unshown);
+                if on_piece(&piece, &tokens).is_break() {
+                    self.stop.cancel();
+                }
+            }
+            Event::Piece(_) => {}
+            Event::Done(result) => {
+                return Some(result.map(|mut generation| {
+                    if self.stopped() {
+                        generation.finish_reason = FinishReason::Cancelled;
+                        generation.text = std::mem::take(&mut self.shown);
+                    }
+                    generation
+                }));
+            }
+        }
+        None
+    }
+}
+
+/// A generation's events handed to a [`GenerationSink`] on the worker thread.
+struct Detached {
+    relay: Relay,
+    /// Until `done` is called.
+    sink: Option<Box<dyn GenerationSink>>,
+}
+
+impl Detached {
+    fn event(&mut self, event: Event) -> ControlFlow<()> {
+        let Some(sink) = self.sink.as_mut() else { return ControlFlow::Break(()) };
+        if let Some(result) = self.relay.relay(event, &mut |piece, tokens| sink.piece(piece, tokens)) {
+            if let Some(sink) = self.sink.take() {
+                sink.done(result);
+            }
+        }
+        if self.relay.stopped() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
+impl Drop for Detached {
+    /// A request dropped unanswered (the worker stopped) still ends its sink.
+    fn drop(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            sink.done(Err(BackendError::Inference {
+                context: "the llama.cpp worker stopped".into(),
+                source: None,
+            }));
+        }
     }
 }
 

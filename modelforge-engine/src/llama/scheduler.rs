@@ -2,7 +2,8 @@
 //! saved state.
 //!
 //! One thread per model owns the `LlamaContext` (it borrows the model and is not `Sync`, so a
-//! thread is its natural owner). Callers send requests over a channel and receive pieces back.
+//! thread is its natural owner). Callers send requests over a channel and receive pieces back,
+//! over a channel of their own or through a sink the worker calls (see [`Events`]).
 //! Each request gets a *slot*: a llama.cpp sequence id with its own sampler. Every step decodes
 //! one batch holding the next token of every generating slot plus a chunk of any prompt still
 //! being processed, so N conversations cost one forward pass per token, not N.
@@ -16,6 +17,7 @@ use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,15 +63,52 @@ pub(crate) enum Event {
     Done(Result<Generation, BackendError>),
 }
 
+/// Where a generation's events go: a channel to a caller waiting on it, or a sink the worker
+/// calls directly (see `LlamaCppModel::start_generation`). Shared by the job and its text
+/// stream; only the worker thread sends.
+#[derive(Clone)]
+pub(crate) struct Events(Arc<Mutex<EventSink>>);
+
+type EventSink = Box<dyn FnMut(Event) -> ControlFlow<()> + Send>;
+
+/// The receiver of a generation's events has gone (or asked to stop).
+pub(crate) struct Gone;
+
+impl Events {
+    /// Events handed to `sink`; [`ControlFlow::Break`] means the receiver wants no more.
+    pub fn new(sink: impl FnMut(Event) -> ControlFlow<()> + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(sink))))
+    }
+
+    /// Events sent over a channel; a dropped receiver is gone.
+    pub fn channel(tx: Sender<Event>) -> Self {
+        Self::new(move |event| match tx.send(event) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        })
+    }
+
+    /// Hands `event` on, from the worker thread.
+    pub fn send(&self, event: Event) -> Result<(), Gone> {
+        let mut sink = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match sink(event) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(Gone),
+        }
+    }
+}
+
 /// One generation request.
 pub(crate) struct Request {
     pub tokens: Vec<LlamaToken>,
     pub params: GenerationParams,
-    pub events: Sender<Event>,
-    pub cancel: CancelToken,
+    pub events: Events,
+    /// The caller's token, and the engine's own for a callback that asked to stop: either
+    /// stops the generation.
+    pub cancel: [CancelToken; 2],
     /// Tokens that end the reply besides the vocabulary's end-of-generation tokens: the
     /// model's turn markers (see [`crate::turn_format`]).
-    pub end_tokens: std::sync::Arc<[LlamaToken]>,
+    pub end_tokens: Arc<[LlamaToken]>,
 }
 
 type Reply<T> = Sender<Result<T, BackendError>>;
@@ -425,7 +464,7 @@ impl<'m> Worker<'m> {
         let send: PieceSender =
             Box::new(move |piece: &str| match events.send(Event::Piece(piece.to_owned())) {
                 Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
+                Err(Gone) => ControlFlow::Break(()),
             });
         slot.job = Some(Job {
             sampler,
@@ -446,7 +485,11 @@ impl<'m> Worker<'m> {
     /// One decode call for every active slot.
     fn step(&mut self) {
         for i in 0..self.slots.len() {
-            if self.slots[i].job.as_ref().is_some_and(|j| j.request.cancel.is_cancelled()) {
+            if self.slots[i]
+                .job
+                .as_ref()
+                .is_some_and(|j| j.request.cancel.iter().any(CancelToken::is_cancelled))
+            {
                 self.finish(i, FinishReason::Cancelled);
             }
         }

@@ -75,7 +75,8 @@ pub(super) async fn chat_completions(
     if req.sampling.streams() {
         return Ok(stream(state, plan, id, req.sampling.include_usage()).into_response());
     }
-    let rx = spawn_generation(Arc::clone(&state.metrics), plan.model, plan.prompt, plan.params.clone());
+    let rx =
+        spawn_generation(Arc::clone(&state.metrics), plan.model, plan.prompt, plan.params.clone(), false);
     let (generation, tokens) = collect(rx).await?;
     let (message, finish_reason) = answer(&generation, &plan.tools, &plan.choice);
     let logprobs = plan.params.logprobs.map(|_| logprobs_json(&tokens));
@@ -316,7 +317,8 @@ fn stream(
     id: String,
     include_usage: bool,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
-    let mut rx = spawn_generation(Arc::clone(&state.metrics), plan.model, plan.prompt, plan.params.clone());
+    let mut rx =
+        spawn_generation(Arc::clone(&state.metrics), plan.model, plan.prompt, plan.params.clone(), true);
     let created = unix_now();
     let (model_id, tools, choice, with_logprobs) =
         (plan.model_id, plan.tools, plan.choice, plan.params.logprobs.is_some());

@@ -67,7 +67,7 @@ pub(super) async fn completions(
     let (model, model_id) = resolve_model(&state, req.sampling.model.clone()).await?;
     let id = format!("cmpl-{}", modelforge_core::MessageId::new());
     let with_logprobs = params.logprobs.is_some();
-    let rx = spawn_generation(Arc::clone(&state.metrics), model, prompt, params);
+    let rx = spawn_generation(Arc::clone(&state.metrics), model, prompt, params, req.sampling.streams());
     let reply = Reply { id, model_id, created: unix_now() };
     if req.sampling.streams() {
         return Ok(reply.stream(rx, echo, with_logprobs, req.sampling.include_usage()).into_response());

@@ -17,8 +17,10 @@ mod tools;
 mod validation;
 
 use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -26,7 +28,9 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use modelforge_core::{BackendError, CancelToken, Generation, GenerationParams, LoadedModel, TokenLogprob};
+use modelforge_core::{
+    BackendError, CancelToken, Generation, GenerationParams, GenerationSink, LoadedModel, TokenLogprob,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -102,36 +106,68 @@ enum Out {
     Done(Result<Generation, BackendError>),
 }
 
-/// Runs a generation on the blocking pool; its pieces arrive on the returned channel. When the
-/// receiver is dropped (the client hung up, streaming or not) the next piece cannot be sent
-/// and generation stops, which frees the model's slot for the next request.
+/// Starts a generation; what it makes arrives on the returned channel: every piece as it
+/// comes when `streaming`, else the tokens at the end, then how it ended. When the receiver
+/// is dropped (the client hung up, streaming or not) the generation stops at its next piece,
+/// which frees the model's slot for the next request.
 fn spawn_generation(
     metrics: Arc<Metrics>,
     model: Arc<dyn LoadedModel>,
     prompt: String,
     params: GenerationParams,
+    streaming: bool,
 ) -> UnboundedReceiver<Out> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     metrics.generations_in_flight.fetch_add(1, Ordering::SeqCst);
-    let started = std::time::Instant::now();
-    tokio::task::spawn_blocking(move || {
-        let mut first = true;
-        let result = model.generate_detailed(&prompt, &params, &CancelToken::new(), &mut |piece, tokens| {
-            if std::mem::take(&mut first) {
-                metrics.first_token(started.elapsed());
-            }
-            match tx.send(Out::Piece(piece.to_owned(), tokens.to_vec())) {
-                Ok(()) => std::ops::ControlFlow::Continue(()),
-                Err(_) => std::ops::ControlFlow::Break(()),
-            }
-        });
-        if let Ok(generation) = &result {
-            metrics.generated(generation.usage.completion_tokens);
-        }
-        metrics.generations_in_flight.fetch_sub(1, Ordering::SeqCst);
-        let _ = tx.send(Out::Done(result));
-    });
+    let sink = ToRequest { tx, streaming, tokens: Vec::new(), metrics, started: Instant::now(), first: true };
+    model.start_generation(prompt, params, CancelToken::new(), Box::new(sink));
     rx
+}
+
+/// A generation's output on its way to the request's task. The model calls it from its own
+/// thread, so it only hands things on: a non-streamed request is woken once, at the end.
+struct ToRequest {
+    tx: UnboundedSender<Out>,
+    streaming: bool,
+    /// The tokens so far, when not streaming.
+    tokens: Vec<TokenLogprob>,
+    metrics: Arc<Metrics>,
+    started: Instant,
+    first: bool,
+}
+
+impl GenerationSink for ToRequest {
+    fn piece(&mut self, text: &str, tokens: &[TokenLogprob]) -> ControlFlow<()> {
+        if std::mem::take(&mut self.first) {
+            self.metrics.first_token(self.started.elapsed());
+        }
+        let sent = if self.streaming {
+            self.tx.send(Out::Piece(text.to_owned(), tokens.to_vec())).is_ok()
+        } else {
+            self.tokens.extend_from_slice(tokens);
+            !self.tx.is_closed()
+        };
+        if sent { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
+    }
+
+    fn done(mut self: Box<Self>, result: Result<Generation, BackendError>) {
+        if let Ok(generation) = &result {
+            self.metrics.generated(generation.usage.completion_tokens);
+        }
+        let tokens = std::mem::take(&mut self.tokens);
+        let tx = self.tx.clone();
+        drop(self); // no longer in flight
+        if !tokens.is_empty() {
+            let _ = tx.send(Out::Piece(String::new(), tokens));
+        }
+        let _ = tx.send(Out::Done(result));
+    }
+}
+
+impl Drop for ToRequest {
+    fn drop(&mut self) {
+        self.metrics.generations_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Collects a whole generation: its text, its tokens and how it ended.

@@ -54,7 +54,7 @@ pub type DetailedCallback<'a> = dyn FnMut(&str, &[TokenLogprob]) -> ControlFlow<
 ///
 /// The backend calls it from a thread of its own (llama.cpp's worker, which serves every
 /// sequence it batches), so a sink hands things on, to a channel say, and returns: it never
-/// blocks or waits.
+/// blocks or waits. A sink that panics stops its own generation and hears nothing more.
 pub trait GenerationSink: Send {
     /// A piece of text with the tokens that completed it (see [`DetailedCallback`]).
     /// [`ControlFlow::Break`] stops the generation, which then ends as

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use modelforge_core::{
     BackendError, CancelToken, ChatMessage, Embedder, FinishReason, Generation, GenerationParams,
-    LoadOptions, LoadedModel,
+    GenerationSink, LoadOptions, LoadedModel, TokenLogprob,
 };
 use modelforge_engine::{Bench, BenchConfig, KvCacheType, LlamaCppBackend, LlamaCppModel};
 use modelforge_testkit::sink::{Heard, start_and_wait};
@@ -274,7 +274,16 @@ fn a_started_generation_streams_to_its_sink_from_the_worker() {
     let result = heard.result;
     assert!(matches!(result, Err(BackendError::ContextOverflow { context_length: 256, .. })), "{result:?}");
 
-    // The model is free again, and answers as before.
+    // A sink that panics (the message below in the test's output is expected) stops only its
+    // own generation: the worker lives on, and the model answers as before.
+    struct Panicking;
+    impl GenerationSink for Panicking {
+        fn piece(&mut self, _: &str, _: &[TokenLogprob]) -> ControlFlow<()> {
+            panic!("a sink's own bug (expected by this test)")
+        }
+        fn done(self: Box<Self>, _: Result<Generation, BackendError>) {}
+    }
+    Arc::clone(&model).start_generation(prompt.clone(), greedy(24), CancelToken::new(), Box::new(Panicking));
     assert_eq!(run(model.as_ref(), &prompt, 24).text, expected.text);
 }
 

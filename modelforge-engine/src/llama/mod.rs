@@ -503,14 +503,30 @@ struct Detached {
 }
 
 impl Detached {
+    /// Hands `event` to the sink. A sink that panics stops its own generation, not the worker
+    /// that serves every other one.
     fn event(&mut self, event: Event) -> ControlFlow<()> {
-        let Some(sink) = self.sink.as_mut() else { return ControlFlow::Break(()) };
-        if let Some(result) = self.relay.relay(event, &mut |piece, tokens| sink.piece(piece, tokens)) {
-            if let Some(sink) = self.sink.take() {
+        let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Some(sink) = self.sink.as_mut() else { return };
+            if let Some(result) = self.relay.relay(event, &mut |piece, tokens| sink.piece(piece, tokens))
+                && let Some(sink) = self.sink.take()
+            {
                 sink.done(result);
             }
+        }));
+        if handed.is_err() {
+            tracing::error!("a generation sink panicked: its generation stops");
+            // Dropped now (a server's request then hears its channel close), and kept from
+            // taking the worker down should its drop panic too.
+            let sink = self.sink.take();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(sink)));
+            return ControlFlow::Break(());
         }
-        if self.relay.stopped() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.sink.is_none() || self.relay.stopped() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }
 

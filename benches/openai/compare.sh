@@ -15,7 +15,8 @@
 #
 # Also measured on our server in each round: one stream under a grammar (`response_format`
 # json_schema, and a forced tool call) against the same free stream, and `modelforge bench`
-# tg on the same model and threads (what the HTTP path adds to bare generation).
+# tg on the same model and threads (what the HTTP path adds to bare generation), with the
+# reader's own CPU time per token, which it takes from the same two cores.
 #
 # Installs `llama-cpp-python[server]` and `openai` into ~/.cache/modelforge/bench-venv the
 # first time (llama-cpp-python compiles llama.cpp from source: ~15 minutes on 2 cores).
@@ -136,6 +137,11 @@ tg = med("modelforge bench", "tg_tps")
 one = med("modelforge", "decode_tok_s_mean", 1)
 print(f"HTTP one stream decode {one} tok/s vs `modelforge bench` tg {tg} tok/s = {ratio(one, tg)} "
       f"(light client: {mf} tok/s = {ratio(mf, tg)})")
+cpu, light_cpu = med("modelforge", "client_cpu_ms_per_token", 1), med("modelforge", "client_cpu_ms_per_token", 1, client="raw")
+step = 1000 / tg if tg else None
+ms = lambda v: f"{v:.3f} ms" if v is not None else "n/a"
+print(f"  the reader's own CPU per token, on the same cores: official client {ms(cpu)}, light client {ms(light_cpu)}"
+      + (f" (a bench step is {step:.2f} ms)" if step else ""))
 free = med("modelforge-grammar", "aggregate_tok_s", 1)
 for mode in ("json_schema", "tool"):
     m = med("modelforge-grammar", "aggregate_tok_s", 1, mode)

@@ -7,7 +7,8 @@ For each concurrency N: N threads each stream one chat completion of up to MAX_T
 once (after one warm-up request). Prints one JSON line per N: aggregate completion tokens per
 second (tokens of all streams over the wall time of the round), the decode rate of one stream
 (tokens after the first over the time after the first), mean, p50 and p95 time to the first
-token, and how many streams came back empty.
+token, how many streams came back empty, and the client's own CPU time per token (it shares
+the cores with the server).
 
 `--mode json_schema` asks for the same story as JSON under a schema (`response_format`), and
 `--mode tool` as the argument of a forced tool call: both constrained by a grammar, to compare
@@ -118,11 +119,13 @@ def round_of(client, model, streams, max_tokens, mode="free"):
     target = one_raw_stream if isinstance(client, RawClient) else one_stream
     threads = [threading.Thread(target=target, args=(client, model, max_tokens, mode, out)) for _ in range(streams)]
     started = time.monotonic()
+    cpu_started = time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - started
+    client_cpu = time.process_time() - cpu_started
     ttfts = [r["ttft"] for r in out if r["ttft"] is not None]
     tokens = sum(r["tokens"] for r in out)
     decode = [
@@ -141,6 +144,8 @@ def round_of(client, model, streams, max_tokens, mode="free"):
         "ttft_p50_s": round(percentile(ttfts, 50), 3) if ttfts else None,
         "ttft_p95_s": round(percentile(ttfts, 95), 3) if ttfts else None,
         "empty_streams": sum(1 for r in out if r["tokens"] == 0 or r["ttft"] is None),
+        # This client's own CPU time per token: it runs on the cores the server generates on.
+        "client_cpu_ms_per_token": round(client_cpu * 1000 / tokens, 3) if tokens else None,
     }
 
 

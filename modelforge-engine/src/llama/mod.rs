@@ -23,7 +23,7 @@ use modelforge_core::{
     PieceCallback, TokenLogprob,
 };
 
-use self::scheduler::{Command, Event, Events, Request, SchedulerHandle, Settings};
+use self::scheduler::{Command, Event, Events, Request, SchedulerHandle, Settings, worker_stopped};
 use crate::bench::{Bench, BenchConfig, BenchReport};
 use crate::chat_template::ChatTemplate;
 use crate::turn_format::{self, ChatFormat, Vocabulary};
@@ -304,10 +304,7 @@ impl LlamaCppModel {
     ) -> Result<T, BackendError> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.scheduler.send(command(tx))?;
-        rx.recv().map_err(|_| BackendError::Inference {
-            context: "the llama.cpp worker stopped".into(),
-            source: None,
-        })?
+        rx.recv().map_err(|_| worker_stopped())?
     }
 }
 
@@ -391,12 +388,7 @@ impl LoadedModel for LlamaCppModel {
             relay.tokens(),
         )))?;
         loop {
-            let Ok(event) = rx.recv() else {
-                return Err(BackendError::Inference {
-                    context: "the llama.cpp worker stopped".into(),
-                    source: None,
-                });
-            };
+            let Ok(event) = rx.recv() else { return Err(worker_stopped()) };
             if let Some(result) = relay.relay(event, on_piece) {
                 return result;
             }
@@ -534,10 +526,7 @@ impl Drop for Detached {
     /// A request dropped unanswered (the worker stopped) still ends its sink.
     fn drop(&mut self) {
         if let Some(sink) = self.sink.take() {
-            sink.done(Err(BackendError::Inference {
-                context: "the llama.cpp worker stopped".into(),
-                source: None,
-            }));
+            sink.done(Err(worker_stopped()));
         }
     }
 }

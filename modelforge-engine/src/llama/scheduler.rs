@@ -152,11 +152,13 @@ impl SchedulerHandle {
 
     /// Sends a command; fails only if the worker is gone.
     pub fn send(&self, command: Command) -> Result<(), BackendError> {
-        self.tx.as_ref().and_then(|tx| tx.send(command).ok()).ok_or_else(|| BackendError::Inference {
-            context: "the llama.cpp worker thread has stopped".into(),
-            source: None,
-        })
+        self.tx.as_ref().and_then(|tx| tx.send(command).ok()).ok_or_else(worker_stopped)
     }
+}
+
+/// The error of a call the worker can no longer answer: its thread has stopped.
+pub(crate) fn worker_stopped() -> BackendError {
+    BackendError::Inference { context: "the llama.cpp worker thread has stopped".into(), source: None }
 }
 
 impl Drop for SchedulerHandle {

@@ -136,7 +136,8 @@ print(f"1 stream read by a light client (http.client), decode tok/s: modelforge 
 tg = med("modelforge bench", "tg_tps")
 one = med("modelforge", "decode_tok_s_mean", 1)
 print(f"HTTP one stream decode {one} tok/s vs `modelforge bench` tg {tg} tok/s = {ratio(one, tg)} "
-      f"(light client: {mf} tok/s = {ratio(mf, tg)})")
+      f"(light client: {mf} tok/s = {ratio(mf, tg)}; one measurement a round: "
+      f"benches/openai/overhead.sh measures this ratio in alternating pairs)")
 cpu, light_cpu = med("modelforge", "client_cpu_ms_per_token", 1), med("modelforge", "client_cpu_ms_per_token", 1, client="raw")
 step = 1000 / tg if tg else None
 ms = lambda v: f"{v:.3f} ms" if v is not None else "n/a"

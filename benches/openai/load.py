@@ -16,13 +16,17 @@ with `free` generation.
 
 `--client raw` reads the same requests' event streams with `http.client` and `json` instead of
 the official client, whose parsing of every chunk takes CPU from the two cores the server
-generates on: what is left is the servers' own difference.
+generates on: what is left is the servers' own difference. `--client socket` sends them over a
+bare socket and only notes each arrival's time while the stream runs (parsing it afterwards):
+the lightest reader Python has, to measure what the server's HTTP path adds to generation.
 """
 
 import argparse
 import http.client
 import json
 import os
+import re
+import socket
 import statistics
 import threading
 import time
@@ -76,9 +80,10 @@ def one_stream(client, model, max_tokens, mode, out):
 class RawClient:
     """The same requests as `one_stream`, read with the standard library only."""
 
-    def __init__(self, base_url, key):
+    def __init__(self, base_url, key, kind):
         self.url = urllib.parse.urlsplit(base_url)
         self.key = key
+        self.kind = kind
 
 
 def one_raw_stream(client, model, max_tokens, mode, out):
@@ -107,6 +112,58 @@ def one_raw_stream(client, model, max_tokens, mode, out):
     out.append({"ttft": first, "tokens": tokens, "seconds": time.monotonic() - started})
 
 
+def one_socket_stream(client, model, max_tokens, mode, out):
+    """The same request over a bare socket: each wake-up only records the bytes and the time;
+    the HTTP and the events are parsed after the stream ends, off the clock of generation."""
+    body = json.dumps(dict(model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
+                           temperature=0.7, seed=len(out), stream=True, stream_options={"include_usage": True},
+                           **MODES[mode])).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {client.url.hostname}:{client.url.port}\r\n"
+            f"Content-Type: application/json\r\nAuthorization: Bearer {client.key}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    started = time.monotonic()
+    received = []
+    with socket.create_connection((client.url.hostname, client.url.port), timeout=600) as s:
+        s.sendall(head + body)
+        while data := s.recv(1 << 16):
+            received.append((time.monotonic(), data))
+    first = None
+    usage = None
+    pieces = 0
+    for at, data in received:
+        # The first piece of content (the first chunk's delta holds only the role and "").
+        if first is None and CONTENT.search(data):
+            first = at - started
+    raw = b"".join(data for _, data in received)
+    status, _, rest = raw.partition(b"\r\n")
+    if b" 200 " not in status:
+        raise RuntimeError(f"the server answered {status!r}")
+    for line in dechunk(rest.partition(b"\r\n\r\n")[2]).split(b"\n"):
+        if line.startswith(b"data: {"):
+            chunk = json.loads(line[6:])
+            usage = chunk.get("usage") or usage
+            delta = chunk["choices"][0].get("delta", {}) if chunk.get("choices") else {}
+            pieces += bool(delta.get("content") or delta.get("tool_calls"))
+    tokens = usage["completion_tokens"] if usage else pieces
+    out.append({"ttft": first, "tokens": tokens, "seconds": received[-1][0] - started if received else 0})
+
+
+# A delta with text in it, or a tool call's arguments.
+CONTENT = re.compile(rb'"(content|arguments)":"[^"]')
+
+
+def dechunk(raw):
+    """The body of an HTTP/1.1 response in chunked transfer encoding."""
+    body, at = [], 0
+    while True:
+        end = raw.index(b"\r\n", at)
+        size = int(raw[at:end].split(b";")[0], 16)
+        if size == 0:
+            return b"".join(body)
+        body.append(raw[end + 2:end + 2 + size])
+        at = end + 2 + size + 2
+
+
 def percentile(values, p):
     values = sorted(values)
     if not values:
@@ -116,7 +173,7 @@ def percentile(values, p):
 
 def round_of(client, model, streams, max_tokens, mode="free"):
     out = []
-    target = one_raw_stream if isinstance(client, RawClient) else one_stream
+    target = {"raw": one_raw_stream, "socket": one_socket_stream}.get(getattr(client, "kind", None), one_stream)
     threads = [threading.Thread(target=target, args=(client, model, max_tokens, mode, out)) for _ in range(streams)]
     started = time.monotonic()
     cpu_started = time.process_time()
@@ -159,10 +216,10 @@ def main():
     parser.add_argument("--label", default="")
     parser.add_argument("--mode", default="free", choices=sorted(MODES))
     parser.add_argument("--round", type=int, default=0, help="recorded in the output, for alternating runs")
-    parser.add_argument("--client", default="openai", choices=["openai", "raw"])
+    parser.add_argument("--client", default="openai", choices=["openai", "raw", "socket"])
     args = parser.parse_args()
-    if args.client == "raw":
-        client = RawClient(args.base_url, args.key)
+    if args.client in ("raw", "socket"):
+        client = RawClient(args.base_url, args.key, args.client)
     else:
         client = openai.OpenAI(base_url=args.base_url.rstrip("/") + "/v1", api_key=args.key, timeout=600, max_retries=0)
     round_of(client, args.model, 1, 8, args.mode)  # warm-up

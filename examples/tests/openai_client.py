@@ -99,6 +99,12 @@ def case_models_list():
     assert MODEL in ids and EMBEDDER in ids, ids
     m = client.models.list().data[0]
     assert m.object == "model" and isinstance(m.created, int) and m.owned_by, m
+    # `created` is when the model's file was written, not a placeholder.
+    assert m.created > 1_600_000_000, m
+    for id in (MODEL, EMBEDDER):
+        one = client.models.retrieve(id)
+        assert one.id == id and one.object == "model", one
+    assert_error(error_of(lambda: client.models.retrieve("no-such-model")), 404, "model")
 
 
 def case_stream_matches_non_stream():

@@ -142,7 +142,8 @@ impl ModelPool {
     }
 
     /// The catalogue's entry named `name`, or a 404.
-    fn find(&self, name: &str) -> Result<CachedModel, ApiError> {
+    /// Reads the catalogue (the disk), so call it on the blocking pool.
+    pub fn find(&self, name: &str) -> Result<CachedModel, ApiError> {
         self.catalogue().into_iter().find(|m| m.name == name).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -27,7 +27,7 @@ pub struct ServedEmbedder {
 impl ServedEmbedder {
     /// Whether a request's `model` names this embedder: its name, or a Hub id ending in it
     /// (`sentence-transformers/all-MiniLM-L6-v2`), in any case.
-    fn answers_to(&self, model: &str) -> bool {
+    pub(super) fn answers_to(&self, model: &str) -> bool {
         model.rsplit('/').next().is_some_and(|tail| tail.eq_ignore_ascii_case(&self.name))
     }
 }

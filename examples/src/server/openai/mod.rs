@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -44,6 +44,7 @@ use super::{ApiError, AppState, blocking};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/models", get(models))
+        .route("/models/{*model}", get(model))
         .route("/chat/completions", post(chat::chat_completions))
         .route("/completions", post(completions::completions))
         .route("/embeddings", post(embeddings::embeddings))
@@ -66,14 +67,41 @@ impl FromRequestParts<AppState> for OpenAiCaller {
 
 async fn models(State(state): State<AppState>, _: OpenAiCaller) -> Result<Json<Value>, ApiError> {
     blocking(move || {
-        let entry = |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "modelforge" });
-        let mut data: Vec<Value> = state.models.catalogue().iter().map(|m| entry(&m.name)).collect();
+        let mut data: Vec<Value> =
+            state.models.catalogue().iter().map(|m| model_entry(&m.name, Some(&m.path))).collect();
         if let Some(embedder) = &state.embedder {
-            data.push(entry(&embedder.name));
+            data.push(model_entry(&embedder.name, None));
         }
         Ok(Json(json!({ "object": "list", "data": data })))
     })
     .await
+}
+
+/// `GET /v1/models/{model}` (OpenAI's `models.retrieve`): one model the server can serve, by
+/// the id `/v1/models` lists (ids of Hub models hold a `/`), or a 404.
+async fn model(
+    State(state): State<AppState>,
+    _: OpenAiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        if let Some(embedder) = state.embedder.as_ref().filter(|e| e.answers_to(&id)) {
+            return Ok(Json(model_entry(&embedder.name, None)));
+        }
+        let found = state.models.find(&id).map_err(|e| e.with_param("model"))?;
+        Ok(Json(model_entry(&found.name, Some(&found.path))))
+    })
+    .await
+}
+
+/// A model in OpenAI's shape. `created` is when its file was written (Unix seconds; 0 when
+/// unknown): clients sort and display it as a date.
+fn model_entry(id: &str, path: Option<&std::path::Path>) -> Value {
+    let created = path
+        .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    json!({ "id": id, "object": "model", "created": created, "owned_by": "modelforge" })
 }
 
 /// The model a request names (the default when it names none), loaded on demand. A model that

@@ -261,7 +261,9 @@ fn main() -> anyhow::Result<()> {
         let mut conversations = 0;
         for conversation in data.conversations.iter().step_by(run.every) {
             conversations += 1;
-            let user = store.create_user(&new_user(&format!("{}-{}", run.name, conversation.id)))?;
+            // A username takes no `+`: "rules+llm" becomes "rules-llm".
+            let username = format!("{}-{}", run.name.replace('+', "-"), conversation.id);
+            let user = store.create_user(&new_user(&username))?;
             let actor = user.actor();
             for (text, vector) in data.distractors.iter().zip(&distractor_vectors) {
                 let memory =

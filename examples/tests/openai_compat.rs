@@ -128,12 +128,39 @@ fn http(
     })
 }
 
+/// A request from a browser page at `origin`: the status and the response's headers.
+fn from_origin(
+    method: &str,
+    url: &str,
+    origin: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut request =
+            reqwest::Client::new().request(method.parse().unwrap(), url).header("origin", origin);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.headers().clone())
+    })
+}
+
+fn allowed_origin(headers: &reqwest::header::HeaderMap) -> Option<&str> {
+    headers.get("access-control-allow-origin").map(|v| v.to_str().unwrap())
+}
+
 #[test]
 fn the_official_openai_client_works_unchanged() {
     let python = python();
     let server = Server::start(&[]);
     let key = server.api_key();
     server.run_client(&python, &key, &[]);
+    // Without --cors-origin no other page may read an answer.
+    let (_, headers) =
+        from_origin("GET", &format!("{}/v1/models", server.base), "http://localhost:5173", &[]);
+    assert_eq!(allowed_origin(&headers), None, "{headers:?}");
 }
 
 #[test]
@@ -147,7 +174,42 @@ fn no_auth_accepts_any_key_on_v1_and_is_refused_off_loopback() {
     assert!(!refused.status.success(), "{stderr}");
     assert!(stderr.contains("--no-auth") && stderr.contains("loopback"), "{stderr}");
 
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelforge-server"))
+            .args(args)
+            .args(["--model", "/nonexistent.gguf"])
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let any_page = refused(&["--no-auth", "--cors-origin", "*"]);
+    assert!(any_page.contains("--cors-origin") && any_page.contains("every web page"), "{any_page}");
+    let not_origin = refused(&["--cors-origin", "localhost:5173/app"]);
+    assert!(not_origin.contains("not an origin"), "{not_origin}");
+
     let python = python();
-    let server = Server::start(&["--no-auth"]);
+    let page = "http://localhost:5173";
+    let server = Server::start(&["--no-auth", "--cors-origin", page]);
     server.run_client(&python, "", &["--no-auth"]);
+
+    // A browser page on an allowed origin: the preflight passes, answers and errors are readable.
+    let url = format!("{}/v1/chat/completions", server.base);
+    let asks = [
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "authorization,content-type"),
+    ];
+    let (status, headers) = from_origin("OPTIONS", &url, page, &asks);
+    assert!((200..300).contains(&status), "preflight: {status} {headers:?}");
+    assert_eq!(allowed_origin(&headers), Some(page), "{headers:?}");
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"), "{allowed}");
+    let (status, headers) = from_origin("GET", &format!("{}/v1/models", server.base), page, &[]);
+    assert_eq!((status, allowed_origin(&headers)), (200, Some(page)), "{headers:?}");
+    let (status, headers) = from_origin("GET", &format!("{}/api/sessions", server.base), page, &[]);
+    assert_eq!((status, allowed_origin(&headers)), (401, Some(page)), "{headers:?}");
+    // Any other page gets no permission.
+    let (_, headers) = from_origin("GET", &format!("{}/v1/models", server.base), "http://evil.test", &[]);
+    assert_eq!(allowed_origin(&headers), None, "{headers:?}");
 }

@@ -97,6 +97,11 @@ struct Args {
     /// in. Refused unless the address is loopback.
     #[arg(long)]
     no_auth: bool,
+    /// A web page on another origin that may call the APIs from a browser, as
+    /// scheme://host[:port] (repeat it, or * for any); callers still need a token or key.
+    /// Default: only the server's own page.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = modelforge_examples::server::cors_origin)]
+    cors_origins: Vec<String>,
     /// How long running replies may take to finish after Ctrl-C or SIGTERM, in seconds.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
@@ -128,6 +133,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--no-auth lets anyone who can reach {} use the models: it is only allowed on a loopback \
              address (127.0.0.1 or ::1); use an API key instead",
             args.addr
+        );
+    }
+    if args.no_auth && args.cors_origins.iter().any(|o| o == "*") {
+        anyhow::bail!(
+            "--cors-origin '*' with --no-auth would let every web page a browser here opens use the \
+             models: name the origins that may (--cors-origin http://localhost:5173)"
         );
     }
     let data_dir = setup::data_dir(args.data_dir.clone())?;
@@ -266,6 +277,7 @@ fn load(
     state.registration = args.registration;
     state.shared_store = args.database_url.is_some();
     state.no_auth = args.no_auth;
+    state.cors_origins = args.cors_origins.clone();
     state.embedder = served_embedder;
     Ok((state, default))
 }

@@ -27,6 +27,7 @@ use axum::routing::get;
 use modelforge_core::SessionStore;
 use modelforge_memory::{Conversation, MemoryBank};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -69,6 +70,9 @@ pub struct AppState {
     pub no_auth: bool,
     /// The sentence embedder `/v1/embeddings` serves, if the server has one.
     pub embedder: Option<openai::ServedEmbedder>,
+    /// Web pages on other origins allowed to call the APIs from a browser (`--cors-origin`,
+    /// checked by [`cors_origin`]; `*` is any). Empty: only the server's own page.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
             shared_store: false,
             no_auth: false,
             embedder: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -98,7 +103,8 @@ impl AppState {
 /// Every route, with the layers around them.
 pub fn app(state: AppState) -> Router {
     let metrics = Arc::clone(&state.metrics);
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let router = Router::new()
         .route("/health", get(models::health))
         .route("/metrics", get(metrics::render))
         .merge(web::routes())
@@ -111,7 +117,50 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so a browser's preflight is answered before routing and errors carry the
+    // headers too (a page on another origin can read the JSON error).
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for the allowed origins: bearer tokens only (no credentials: the server sets no
+/// cookies), so a page must hold a token or key to do anything a caller could not do anyway.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    use axum::http::{HeaderValue, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// `value` as an allowed CORS origin: `*`, or `scheme://host[:port]` with no path, as
+/// browsers send it in `Origin` (a trailing `/` is dropped).
+pub fn cors_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/');
+    let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let valid = origin == "*"
+        || host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', ' ', '*']) && h.is_ascii());
+    if valid {
+        Ok(origin.to_owned())
+    } else {
+        Err(format!(
+            "`{value}` is not an origin: write scheme://host[:port], like http://localhost:5173, or * for any"
+        ))
+    }
 }
 
 fn api() -> Router<AppState> {

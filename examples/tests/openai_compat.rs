@@ -209,6 +209,15 @@ fn no_auth_accepts_any_key_on_v1_and_is_refused_off_loopback() {
     assert_eq!((status, allowed_origin(&headers)), (200, Some(page)), "{headers:?}");
     let (status, headers) = from_origin("GET", &format!("{}/api/sessions", server.base), page, &[]);
     assert_eq!((status, allowed_origin(&headers)), (401, Some(page)), "{headers:?}");
+    // Without authentication only requests addressed to loopback are answered: a page whose
+    // name is re-pointed at 127.0.0.1 (DNS rebinding) still sends its own name as Host.
+    let (status, _) = from_origin(
+        "GET",
+        &format!("{}/v1/models", server.base),
+        "http://evil.test:8080",
+        &[("host", "evil.test:8080")],
+    );
+    assert_eq!(status, 403);
     // Any other page gets no permission.
     let (_, headers) = from_origin("GET", &format!("{}/v1/models", server.base), "http://evil.test", &[]);
     assert_eq!(allowed_origin(&headers), None, "{headers:?}");

@@ -98,7 +98,8 @@ struct Args {
     #[arg(long)]
     no_auth: bool,
     /// A web page on another origin that may call the APIs from a browser, as
-    /// scheme://host[:port] (repeat it, or * for any); callers still need a token or key.
+    /// scheme://host[:port] (repeat it, or * for any); its requests still need a token or key
+    /// (except on /v1 with --no-auth).
     /// Default: only the server's own page.
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = modelforge_examples::server::cors_origin)]
     cors_origins: Vec<String>,

@@ -60,9 +60,29 @@ impl FromRequestParts<AppState> for OpenAiCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if !state.no_auth {
             Authenticated::from_request_parts(parts, state).await?;
+        } else if let Some(host) = parts.headers.get(axum::http::header::HOST)
+            && !loopback_host(host.to_str().unwrap_or_default())
+        {
+            // A page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) would be
+            // same-origin to the browser; its requests still name that host.
+            return Err(ApiError::forbidden(
+                "without authentication (--no-auth) this server answers only requests addressed to \
+                 localhost, 127.0.0.1 or [::1]; use an API key to reach it by another name",
+            ));
         }
         Ok(OpenAiCaller)
     }
+}
+
+/// Whether a `Host` header names this machine's loopback: `localhost`, `127.0.0.1`, `[::1]`,
+/// with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn models(State(state): State<AppState>, _: OpenAiCaller) -> Result<Json<Value>, ApiError> {
@@ -240,4 +260,28 @@ fn usage(generation: &Generation) -> Value {
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_host;
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.3.2.1:1",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in ["evil.test", "evil.test:8080", "localhost.evil.test", "10.0.0.1:8080", "[::2]:8080", ""]
+        {
+            assert!(!loopback_host(host), "{host}");
+        }
+    }
 }

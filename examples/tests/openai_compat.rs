@@ -191,7 +191,8 @@ fn no_auth_accepts_any_key_on_v1_and_is_refused_off_loopback() {
 
     let python = python();
     let page = "http://localhost:5173";
-    let server = Server::start(&["--no-auth", "--cors-origin", page]);
+    // Named as a person might type it; browsers send origins in lower case, without a `/`.
+    let server = Server::start(&["--no-auth", "--cors-origin", "http://LocalHost:5173/"]);
     server.run_client(&python, "", &["--no-auth"]);
 
     // A browser page on an allowed origin: the preflight passes, answers and errors are readable.

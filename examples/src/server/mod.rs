@@ -148,14 +148,14 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// `value` as an allowed CORS origin: `*`, or `scheme://host[:port]` with no path, as
-/// browsers send it in `Origin` (a trailing `/` is dropped).
+/// browsers send it in `Origin` (lower case; a trailing `/` is dropped).
 pub fn cors_origin(value: &str) -> Result<String, String> {
-    let origin = value.trim().trim_end_matches('/');
+    let origin = value.trim().trim_end_matches('/').to_ascii_lowercase();
     let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
     let valid = origin == "*"
         || host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', ' ', '*']) && h.is_ascii());
     if valid {
-        Ok(origin.to_owned())
+        Ok(origin)
     } else {
         Err(format!(
             "`{value}` is not an origin: write scheme://host[:port], like http://localhost:5173, or * for any"

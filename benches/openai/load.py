@@ -86,24 +86,37 @@ class RawClient:
         self.kind = kind
 
 
+def request_body(model, max_tokens, mode, seed):
+    """The JSON of the request `one_stream` makes, for the readers without the official client."""
+    return json.dumps(dict(model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
+                           temperature=0.7, seed=seed, stream=True, stream_options={"include_usage": True},
+                           **MODES[mode]))
+
+
+def read_event(line):
+    """A `data: {...}` line's usage (None on all but the last) and whether it holds a piece of
+    the answer (text, or a tool call's arguments)."""
+    chunk = json.loads(line[6:])
+    delta = chunk["choices"][0].get("delta", {}) if chunk.get("choices") else {}
+    return chunk.get("usage"), bool(delta.get("content") or delta.get("tool_calls"))
+
+
 def one_raw_stream(client, model, max_tokens, mode, out):
-    body = dict(model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
-                temperature=0.7, seed=len(out), stream=True, stream_options={"include_usage": True}, **MODES[mode])
+    body = request_body(model, max_tokens, mode, len(out))
     started = time.monotonic()
     first = None
     pieces = 0
     usage = None
     connection = http.client.HTTPConnection(client.url.hostname, client.url.port, timeout=600)
-    connection.request("POST", "/v1/chat/completions", json.dumps(body),
+    connection.request("POST", "/v1/chat/completions", body,
                        {"content-type": "application/json", "authorization": f"Bearer {client.key}"})
     response = connection.getresponse()
     for line in response:
         if not line.startswith(b"data: {"):
             continue
-        chunk = json.loads(line[6:])
-        usage = chunk.get("usage") or usage
-        delta = chunk["choices"][0].get("delta", {}) if chunk.get("choices") else {}
-        if delta.get("content") or delta.get("tool_calls"):
+        line_usage, piece = read_event(line)
+        usage = line_usage or usage
+        if piece:
             pieces += 1
             if first is None:
                 first = time.monotonic() - started
@@ -115,9 +128,7 @@ def one_raw_stream(client, model, max_tokens, mode, out):
 def one_socket_stream(client, model, max_tokens, mode, out):
     """The same request over a bare socket: each wake-up only records the bytes and the time;
     the HTTP and the events are parsed after the stream ends, off the clock of generation."""
-    body = json.dumps(dict(model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
-                           temperature=0.7, seed=len(out), stream=True, stream_options={"include_usage": True},
-                           **MODES[mode])).encode()
+    body = request_body(model, max_tokens, mode, len(out)).encode()
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {client.url.hostname}:{client.url.port}\r\n"
             f"Content-Type: application/json\r\nAuthorization: Bearer {client.key}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
@@ -140,10 +151,9 @@ def one_socket_stream(client, model, max_tokens, mode, out):
         raise RuntimeError(f"the server answered {status!r}")
     for line in dechunk(rest.partition(b"\r\n\r\n")[2]).split(b"\n"):
         if line.startswith(b"data: {"):
-            chunk = json.loads(line[6:])
-            usage = chunk.get("usage") or usage
-            delta = chunk["choices"][0].get("delta", {}) if chunk.get("choices") else {}
-            pieces += bool(delta.get("content") or delta.get("tool_calls"))
+            line_usage, piece = read_event(line)
+            usage = line_usage or usage
+            pieces += piece
     tokens = usage["completion_tokens"] if usage else pieces
     out.append({"ttft": first, "tokens": tokens, "seconds": received[-1][0] - started if received else 0})
 

@@ -187,9 +187,22 @@ def check_object(text, schema):
 
 
 def case_json_object():
-    ask = [{"role": "user", "content": "Give the name and the age of a cat as a JSON object."}]
-    r = chat(messages=ask, temperature=0, max_tokens=200, response_format={"type": "json_object"})
-    assert r.choices[0].finish_reason == "stop", r
+    # Greedy SmolLM2 ends some of these objects by itself and loops inside a string value of
+    # others until max_tokens; which ones depends on the CPU's kernels (AVX2 vs AVX-512). The
+    # first that ends must be one whole object.
+    asks = [
+        "Return a JSON object with the keys name and age for a cat.",
+        "Give the name and the age of a cat as a JSON object.",
+        "Reply with a JSON object holding a cat's name and age.",
+    ]
+    answers = []
+    for ask in asks:
+        r = chat(messages=[{"role": "user", "content": ask}], temperature=0, max_tokens=200,
+                 response_format={"type": "json_object"})
+        answers.append(r)
+        if r.choices[0].finish_reason == "stop":
+            break
+    assert r.choices[0].finish_reason == "stop", answers
     assert isinstance(json.loads(r.choices[0].message.content), dict), r.choices[0].message.content
 
 

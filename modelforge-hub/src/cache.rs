@@ -88,6 +88,11 @@ impl HfCache {
 
     /// Points `snapshots/{commit}/{file}` at the blob `etag` with a relative symlink, as
     /// huggingface_hub does (a copy where symlinks are unavailable).
+    ///
+    /// The link is made under a name of its own and renamed over the old one, so a pull running
+    /// beside this one (another thread or process linking the same file) never finds the path
+    /// missing: removing and re-creating it in place made a concurrent pull's `inspect` fail
+    /// with "No such file or directory".
     pub(crate) fn link_snapshot(
         &self,
         repo: &str,
@@ -95,19 +100,25 @@ impl HfCache {
         file: &str,
         etag: &str,
     ) -> io::Result<PathBuf> {
+        static LINKS_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let link = self.snapshot_path(repo, commit, file);
         let parent = link.parent().expect("a snapshot path has a parent");
         std::fs::create_dir_all(parent)?;
         let depth = file.split('/').count() + 1; // file's directories, the commit, `snapshots`
         let target = PathBuf::from("../".repeat(depth)).join("blobs").join(etag);
-        match std::fs::remove_file(&link) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        if std::fs::read_link(&link).is_ok_and(|existing| existing == target) {
+            return Ok(link);
         }
+        let made = LINKS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let fresh = parent.join(format!(".{name}.{}-{made}.link", std::process::id()));
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &link)?;
+        let made = std::os::unix::fs::symlink(&target, &fresh);
         #[cfg(not(unix))]
-        std::fs::copy(parent.join(&target), &link).map(drop)?;
+        let made = std::fs::copy(parent.join(&target), &fresh).map(drop);
+        made.and_then(|()| std::fs::rename(&fresh, &link)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&fresh);
+        })?;
         Ok(link)
     }
 
@@ -330,6 +341,9 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<RepoFile>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if name.starts_with('.') && name.ends_with(".link") {
+            continue; // a link being made by `link_snapshot`
+        }
         let path = entry.path();
         let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         // `metadata` follows the link: a dangling one (blob deleted) is not a file.

@@ -9,14 +9,16 @@
 //! {cache}/.locks/models--org--name/{etag}.lock
 //! ```
 //!
-//! Folder names and refs go through the `hf-hub` crate's cache helpers, so the layout is the
-//! one the Rust and Python Hub clients agree on.
+//! Folder names go through the `hf-hub` crate's cache helpers, so the layout is the one the
+//! Rust and Python Hub clients agree on. Links and refs are written under a name of their own
+//! (`.{name}.{pid}-{n}.link` / `.ref`, skipped by listings) and renamed into place, so a pull
+//! beside another, in a thread or a process, never reads one missing or half written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use hf_hub::{Cache, Repo, RepoType};
+use hf_hub::{Cache, Repo};
 use modelforge_core::{CachedModel, HubError, ModelFormat, RepoFile, inspect};
 
 use crate::quant::{canonical_dtype, parse_quantization};
@@ -100,7 +102,6 @@ impl HfCache {
         file: &str,
         etag: &str,
     ) -> io::Result<PathBuf> {
-        static LINKS_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let link = self.snapshot_path(repo, commit, file);
         let parent = link.parent().expect("a snapshot path has a parent");
         std::fs::create_dir_all(parent)?;
@@ -109,9 +110,7 @@ impl HfCache {
         if std::fs::read_link(&link).is_ok_and(|existing| existing == target) {
             return Ok(link);
         }
-        let made = LINKS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let fresh = parent.join(format!(".{name}.{}-{made}.link", std::process::id()));
+        let fresh = fresh_name(&link, "link");
         #[cfg(unix)]
         let made = std::os::unix::fs::symlink(&target, &fresh);
         #[cfg(not(unix))]
@@ -127,9 +126,16 @@ impl HfCache {
         if revision == commit {
             return Ok(());
         }
-        self.cache
-            .repo(Repo::with_revision(repo.to_owned(), RepoType::Model, revision.to_owned()))
-            .create_ref(commit)
+        // `revision` may hold a `/` (a branch `feature/x`): its ref sits in a subfolder.
+        let path = self.repo_dir(repo).join("refs").join(revision);
+        std::fs::create_dir_all(path.parent().expect("a ref path has a parent"))?;
+        if std::fs::read_to_string(&path).is_ok_and(|written| written.trim() == commit) {
+            return Ok(());
+        }
+        let fresh = fresh_name(&path, "ref");
+        std::fs::write(&fresh, commit).and_then(|()| std::fs::rename(&fresh, &path)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&fresh);
+        })
     }
 
     /// The files of a snapshot, as a listing: path, size, sha256 (from the blob name) and
@@ -341,8 +347,8 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<RepoFile>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        if name.starts_with('.') && name.ends_with(".link") {
-            continue; // a link being made by `link_snapshot`
+        if is_being_written(&name) {
+            continue;
         }
         let path = entry.path();
         let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
@@ -363,10 +369,27 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<RepoFile>) {
     }
 }
 
+/// A name beside `path`, unique to this process and call, for writing what is then renamed
+/// to `path`.
+fn fresh_name(path: &Path, kind: &str) -> PathBuf {
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.{kind}", std::process::id()))
+}
+
+/// Whether a directory entry is a link or ref that [`fresh_name`] named, not yet renamed.
+fn is_being_written(name: &str) -> bool {
+    name.starts_with('.') && (name.ends_with(".link") || name.ends_with(".ref"))
+}
+
 fn collect_refs(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.filter_map(Result::ok) {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if is_being_written(&name) {
+            continue;
+        }
         let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
         let path = entry.path();
         if path.is_dir() {

@@ -389,6 +389,12 @@ fn downloads_of_one_file_at_once_transfer_it_once_and_all_find_it() {
     let snapshot = paths[0].parent().unwrap();
     let names: Vec<_> = std::fs::read_dir(snapshot).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, [SMOL_FILE], "no link left half made");
+    let repo_dir = snapshot.parent().unwrap().parent().unwrap();
+    let refs: Vec<_> =
+        std::fs::read_dir(repo_dir.join("refs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(refs, ["main"], "no ref left half written");
+    let main = std::fs::read_to_string(repo_dir.join("refs").join("main")).unwrap();
+    assert_eq!(std::ffi::OsStr::new(&main), snapshot.file_name().unwrap());
 }
 
 #[test]

@@ -61,8 +61,7 @@ impl HfCache {
         if is_commit_hash(revision) && self.repo_dir(repo).join("snapshots").join(revision).is_dir() {
             return Some(revision.to_owned());
         }
-        let path = self.repo_dir(repo).join("refs").join(revision);
-        let commit = std::fs::read_to_string(path).ok()?.trim().to_owned();
+        let commit = std::fs::read_to_string(self.ref_path(repo, revision)).ok()?.trim().to_owned();
         is_commit_hash(&commit).then_some(commit)
     }
 
@@ -110,13 +109,11 @@ impl HfCache {
         if std::fs::read_link(&link).is_ok_and(|existing| existing == target) {
             return Ok(link);
         }
-        let fresh = fresh_name(&link, "link");
-        #[cfg(unix)]
-        let made = std::os::unix::fs::symlink(&target, &fresh);
-        #[cfg(not(unix))]
-        let made = std::fs::copy(parent.join(&target), &fresh).map(drop);
-        made.and_then(|()| std::fs::rename(&fresh, &link)).inspect_err(|_| {
-            let _ = std::fs::remove_file(&fresh);
+        replace(&link, "link", |fresh| {
+            #[cfg(unix)]
+            return std::os::unix::fs::symlink(&target, fresh);
+            #[cfg(not(unix))]
+            return std::fs::copy(parent.join(&target), fresh).map(drop);
         })?;
         Ok(link)
     }
@@ -126,16 +123,18 @@ impl HfCache {
         if revision == commit {
             return Ok(());
         }
-        // `revision` may hold a `/` (a branch `feature/x`): its ref sits in a subfolder.
-        let path = self.repo_dir(repo).join("refs").join(revision);
+        let path = self.ref_path(repo, revision);
         std::fs::create_dir_all(path.parent().expect("a ref path has a parent"))?;
         if std::fs::read_to_string(&path).is_ok_and(|written| written.trim() == commit) {
             return Ok(());
         }
-        let fresh = fresh_name(&path, "ref");
-        std::fs::write(&fresh, commit).and_then(|()| std::fs::rename(&fresh, &path)).inspect_err(|_| {
-            let _ = std::fs::remove_file(&fresh);
-        })
+        replace(&path, "ref", |fresh| std::fs::write(fresh, commit))
+    }
+
+    /// `refs/{revision}` of `repo`; a `revision` holding a `/` (a branch `feature/x`) puts it
+    /// in a subfolder.
+    fn ref_path(&self, repo: &str, revision: &str) -> PathBuf {
+        self.repo_dir(repo).join("refs").join(revision)
     }
 
     /// The files of a snapshot, as a listing: path, size, sha256 (from the blob name) and
@@ -369,16 +368,20 @@ fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<RepoFile>) {
     }
 }
 
-/// A name beside `path`, unique to this process and call, for writing what is then renamed
-/// to `path`.
-fn fresh_name(path: &Path, kind: &str) -> PathBuf {
+/// Makes `path` anew in one step: `make` writes a name beside it, unique to this process and
+/// call (`.{name}.{pid}-{n}.{kind}`), which is then renamed over `path`, or removed if either
+/// step fails.
+fn replace(path: &Path, kind: &str, make: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}-{n}.{kind}", std::process::id()))
+    let fresh = path.with_file_name(format!(".{name}.{}-{n}.{kind}", std::process::id()));
+    make(&fresh).and_then(|()| std::fs::rename(&fresh, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&fresh);
+    })
 }
 
-/// Whether a directory entry is a link or ref that [`fresh_name`] named, not yet renamed.
+/// Whether a directory entry is a link or ref that [`replace`] is making.
 fn is_being_written(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(".link") || name.ends_with(".ref"))
 }

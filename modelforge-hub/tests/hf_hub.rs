@@ -386,13 +386,12 @@ fn downloads_of_one_file_at_once_transfer_it_once_and_all_find_it() {
     let content = server.file(SMOL_REPO, SMOL_FILE);
     assert_eq!(std::fs::read(&paths[0]).unwrap(), *content);
     assert_eq!(server.bytes_sent(), content.len() as u64, "the others waited for the first");
+    let names =
+        |dir: &Path| -> Vec<_> { std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect() };
     let snapshot = paths[0].parent().unwrap();
-    let names: Vec<_> = std::fs::read_dir(snapshot).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, [SMOL_FILE], "no link left half made");
+    assert_eq!(names(snapshot), [SMOL_FILE], "no link left half made");
     let repo_dir = snapshot.parent().unwrap().parent().unwrap();
-    let refs: Vec<_> =
-        std::fs::read_dir(repo_dir.join("refs")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(refs, ["main"], "no ref left half written");
+    assert_eq!(names(&repo_dir.join("refs")), ["main"], "no ref left half written");
     let main = std::fs::read_to_string(repo_dir.join("refs").join("main")).unwrap();
     assert_eq!(std::ffi::OsStr::new(&main), snapshot.file_name().unwrap());
 }
